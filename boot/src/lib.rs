@@ -1,0 +1,1 @@
+//! cairn-boot: boot images and VMM launchers with the store over virtio-fs.

@@ -1,0 +1,1 @@
+//! cairn-builders: builds derivations into the store.

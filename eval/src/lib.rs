@@ -1,0 +1,1 @@
+//! cairn-eval: the Nix language evaluator.

@@ -1,0 +1,2 @@
+//! The `cairn` command: CLI, configuration and wiring of the services.
+fn main() {}

@@ -1,0 +1,1 @@
+//! cairn-virtiofs: a vhost-user-fs daemon serving the fs core to microVMs.
