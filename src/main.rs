@@ -1,2 +1,79 @@
 //! The `cairn` command: CLI, configuration and wiring of the services.
-fn main() {}
+
+mod commands;
+mod store_location;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A Nix store that is mounted, not copied.
+#[derive(Parser)]
+#[command(name = "cairn", version, about)]
+struct Cli {
+    /// Directory of the embedded local store [default: $XDG_DATA_HOME/cairn]
+    #[arg(long, global = true, env = "CAIRN_STORE_DIR")]
+    store_dir: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import files or directory trees into the store; prints each root's digest.
+    Import(commands::import::ImportArgs),
+    /// Write a stored directory or blob out as a filesystem tree.
+    Export(commands::export::ExportArgs),
+    /// Print a stored blob to stdout.
+    Cat(commands::cat::CatArgs),
+    /// List a stored directory.
+    Ls(commands::ls::LsArgs),
+    /// Operations on the store as a whole.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Re-check every chunk, chunk map and directory.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let location = store_location::StoreLocation::new(cli.store_dir)?;
+        match cli.command {
+            Command::Import(args) => commands::import::run(&location, args).await,
+            Command::Export(args) => commands::export::run(&location, args).await,
+            Command::Cat(args) => commands::cat::run(&location, args).await,
+            Command::Ls(args) => commands::ls::run(&location, args).await,
+            Command::Store(StoreCommand::Verify) => commands::verify::run(&location).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,609 @@
+//! `local`: the embedded default store, on local disk.
+//!
+//! Layout under the store directory:
+//!
+//! ```text
+//! index.sqlite        chunk index, chunk maps, directories (SQLite, WAL)
+//! packs/<id>.pack     chunk data, appended; a chunk is raw or zstd bytes
+//! ```
+//!
+//! Crash safety: chunk bytes are written to a pack first; only then is the
+//! index entry that points at them committed, together with any chunk maps and
+//! directories, by a single committer thread that batches concurrent writers
+//! into one transaction (group commit) after `fdatasync` of the packs involved.
+//! A kill -9 at any instant therefore leaves at most unreferenced bytes at the
+//! end of a pack — never an index entry pointing at torn data, never a torn
+//! chunk map or directory (SQLite transactions are atomic). Several processes
+//! may use one store at once: each writer appends to pack files of its own,
+//! numbered by the index.
+//!
+//! Chunks are zstd-compressed (level 1) when that saves at least 1/16 of
+//! their size; a 4 KiB probe skips the attempt on incompressible data.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use crate::Digest;
+use crate::directory::Directory;
+use crate::services::BackendError;
+use crate::services::blob::{BlobError, BlobService, ChunkMap};
+use crate::services::chunk::{ChunkError, ChunkService, verify_chunk};
+use crate::services::directory::{DirectoryService, DirectoryServiceError, decode_stored};
+
+/// A pack file is closed for appends past this size.
+const PACK_LIMIT: u64 = 1 << 30;
+/// Most index writes committed in one transaction.
+const MAX_BATCH: usize = 8192;
+const SCHEMA_VERSION: i64 = 1;
+
+/// Errors opening or operating the local store.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalStoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("index {path}: {source}")]
+    Index {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("index {path} has schema version {found}, this cairn knows up to {SCHEMA_VERSION}")]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("committing to the index failed: {0}")]
+    Commit(String),
+    #[error("the store's committer has stopped")]
+    CommitterGone,
+    #[error("pack {pack}: chunk entry out of range or unreadable: {source}")]
+    Pack {
+        pack: i64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("chunk {0}: stored data does not decompress: {1}")]
+    Decompress(Digest, std::io::Error),
+}
+
+impl LocalStoreError {
+    fn backend(self) -> BackendError {
+        BackendError::new("local", self)
+    }
+}
+
+/// One index write handed to the committer.
+enum IndexWrite {
+    Chunk {
+        digest: Digest,
+        pack: i64,
+        offset: u64,
+        stored_len: u32,
+        size: u32,
+        compressed: bool,
+        file: Arc<File>,
+    },
+    ChunkMap {
+        digest: Digest,
+        map: Vec<u8>,
+    },
+    Directory {
+        digest: Digest,
+        size: u64,
+        data: Vec<u8>,
+    },
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+struct OpenPack {
+    id: i64,
+    file: Arc<File>,
+    len: u64,
+}
+
+/// The embedded local store. Implements every castore service.
+pub struct LocalStore {
+    root: PathBuf,
+    index_path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    pack_files: RwLock<HashMap<i64, Arc<File>>>,
+    current_pack: Mutex<Option<OpenPack>>,
+    committer: Mutex<mpsc::Sender<(IndexWrite, Ack)>>,
+}
+
+impl LocalStore {
+    /// Opens (creating if needed) the store under `root`.
+    pub fn open(root: impl AsRef<Path>) -> Result<LocalStore, LocalStoreError> {
+        let root = root.as_ref().to_path_buf();
+        let packs = root.join("packs");
+        std::fs::create_dir_all(&packs).map_err(|source| LocalStoreError::Io {
+            path: packs.clone(),
+            source,
+        })?;
+        let index_path = root.join("index.sqlite");
+        let conn = open_connection(&index_path)?;
+        migrate(&conn, &index_path)?;
+        let (tx, rx) = mpsc::channel();
+        let committer_conn = open_connection(&index_path)?;
+        let committer_path = index_path.clone();
+        std::thread::Builder::new()
+            .name("cairn-local-commit".into())
+            .spawn(move || run_committer(committer_conn, committer_path, rx))
+            .map_err(|source| LocalStoreError::Io {
+                path: index_path.clone(),
+                source,
+            })?;
+        Ok(LocalStore {
+            root,
+            index_path,
+            readers: Mutex::new(vec![conn]),
+            pack_files: RwLock::new(HashMap::new()),
+            current_pack: Mutex::new(None),
+            committer: Mutex::new(tx),
+        })
+    }
+
+    /// Where the store lives.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn index_err(&self, source: rusqlite::Error) -> LocalStoreError {
+        LocalStoreError::Index {
+            path: self.index_path.clone(),
+            source,
+        }
+    }
+
+    /// Runs `f` with a pooled read connection.
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, LocalStoreError> {
+        let conn = lock(&self.readers).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.index_path)?,
+        };
+        let result = f(&conn).map_err(|e| self.index_err(e));
+        lock(&self.readers).push(conn);
+        result
+    }
+
+    async fn commit(&self, write: IndexWrite) -> Result<(), LocalStoreError> {
+        let (ack, done) = oneshot::channel();
+        lock(&self.committer)
+            .send((write, ack))
+            .map_err(|_| LocalStoreError::CommitterGone)?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(LocalStoreError::Commit(message)),
+            Err(_) => Err(LocalStoreError::CommitterGone),
+        }
+    }
+
+    fn pack_path(&self, id: i64) -> PathBuf {
+        self.root.join("packs").join(format!("{id:08}.pack"))
+    }
+
+    fn pack_file(&self, id: i64) -> Result<Arc<File>, LocalStoreError> {
+        if let Some(f) = read_lock(&self.pack_files).get(&id) {
+            return Ok(f.clone());
+        }
+        let path = self.pack_path(id);
+        let file = File::open(&path).map_err(|source| LocalStoreError::Io { path, source })?;
+        let file = Arc::new(file);
+        write_lock(&self.pack_files).insert(id, file.clone());
+        Ok(file)
+    }
+
+    /// Reserves `len` bytes in this process's current pack.
+    fn reserve(&self, len: u64) -> Result<(i64, Arc<File>, u64), LocalStoreError> {
+        let mut current = lock(&self.current_pack);
+        if current.as_ref().is_none_or(|p| p.len + len > PACK_LIMIT) {
+            let conn = open_connection(&self.index_path)?;
+            let id: i64 = conn
+                .query_row(
+                    "INSERT INTO packs (created) VALUES (strftime('%s','now')) RETURNING id",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(|e| self.index_err(e))?;
+            let path = self.pack_path(id);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|source| LocalStoreError::Io { path, source })?;
+            let file = Arc::new(file);
+            write_lock(&self.pack_files).insert(id, file.clone());
+            *current = Some(OpenPack { id, file, len: 0 });
+        }
+        let pack = current.as_mut().ok_or(LocalStoreError::CommitterGone)?;
+        let offset = pack.len;
+        pack.len += len;
+        Ok((pack.id, pack.file.clone(), offset))
+    }
+
+    fn chunk_entry(&self, digest: &Digest) -> Result<Option<ChunkEntry>, LocalStoreError> {
+        self.with_reader(|conn| {
+            conn.prepare_cached(
+                "SELECT pack, offset, stored_len, size, compressed FROM chunks WHERE digest = ?1",
+            )?
+            .query_row([digest.as_bytes().as_slice()], |row| {
+                Ok(ChunkEntry {
+                    pack: row.get(0)?,
+                    offset: row.get::<_, i64>(1)? as u64,
+                    stored_len: row.get(2)?,
+                    size: row.get(3)?,
+                    compressed: row.get(4)?,
+                })
+            })
+            .optional()
+        })
+    }
+
+    fn read_chunk(&self, digest: &Digest, entry: &ChunkEntry) -> Result<Bytes, ChunkError> {
+        let file = self
+            .pack_file(entry.pack)
+            .map_err(|e| ChunkError::Backend(e.backend()))?;
+        let mut stored = vec![0u8; entry.stored_len as usize];
+        file.read_exact_at(&mut stored, entry.offset)
+            .map_err(|source| {
+                ChunkError::Backend(
+                    LocalStoreError::Pack {
+                        pack: entry.pack,
+                        source,
+                    }
+                    .backend(),
+                )
+            })?;
+        let data = if entry.compressed {
+            zstd::bulk::decompress(&stored, entry.size as usize).map_err(|e| {
+                ChunkError::Backend(LocalStoreError::Decompress(*digest, e).backend())
+            })?
+        } else {
+            stored
+        };
+        verify_chunk(digest, &data)?;
+        Ok(Bytes::from(data))
+    }
+
+    /// Overwrites the stored bytes of a chunk in place (to test verification).
+    pub fn corrupt_chunk_on_disk(&self, digest: &Digest) -> Result<bool, LocalStoreError> {
+        let Some(entry) = self.chunk_entry(digest)? else {
+            return Ok(false);
+        };
+        let path = self.pack_path(entry.pack);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|source| LocalStoreError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        let flip = if entry.compressed { b"\x00" } else { b"\xff" };
+        file.write_all_at(flip, entry.offset + u64::from(entry.stored_len) / 2)
+            .map_err(|source| LocalStoreError::Io { path, source })?;
+        Ok(true)
+    }
+}
+
+struct ChunkEntry {
+    pack: i64,
+    offset: u64,
+    stored_len: u32,
+    size: u32,
+    compressed: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+fn read_lock<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+fn write_lock<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+fn open_connection(path: &Path) -> Result<Connection, LocalStoreError> {
+    let err = |source| LocalStoreError::Index {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60))
+        .map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(err)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), LocalStoreError> {
+    let err = |source| LocalStoreError::Index {
+        path: path.to_path_buf(),
+        source,
+    };
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(LocalStoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+        });
+    }
+    if version < 1 {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS packs (id INTEGER PRIMARY KEY AUTOINCREMENT, created INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS chunks (digest BLOB PRIMARY KEY, pack INTEGER NOT NULL,
+                 offset INTEGER NOT NULL, stored_len INTEGER NOT NULL, size INTEGER NOT NULL,
+                 compressed INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS chunk_maps (digest BLOB PRIMARY KEY, map BLOB NOT NULL) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS directories (digest BLOB PRIMARY KEY, size INTEGER NOT NULL,
+                 data BLOB NOT NULL) WITHOUT ROWID;
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The committer: batches index writes from all tasks into one transaction.
+fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<(IndexWrite, Ack)>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let result = commit_batch(&mut conn, &batch).map_err(|e| {
+            tracing::error!(index = %path.display(), error = %e, "index commit failed");
+            e.to_string()
+        });
+        for (_, ack) in batch {
+            let _ = ack.send(result.clone());
+        }
+    }
+}
+
+fn commit_batch(conn: &mut Connection, batch: &[(IndexWrite, Ack)]) -> Result<(), String> {
+    // Chunk bytes must be durable before an index entry points at them.
+    let mut synced: Vec<*const File> = Vec::new();
+    for (write, _) in batch {
+        if let IndexWrite::Chunk { file, .. } = write {
+            let ptr = Arc::as_ptr(file);
+            if !synced.contains(&ptr) {
+                file.sync_data().map_err(|e| format!("syncing pack: {e}"))?;
+                synced.push(ptr);
+            }
+        }
+    }
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(|e| e.to_string())?;
+    {
+        let mut chunk = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO chunks (digest, pack, offset, stored_len, size, compressed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(|e| e.to_string())?;
+        let mut map = tx
+            .prepare_cached("INSERT OR IGNORE INTO chunk_maps (digest, map) VALUES (?1, ?2)")
+            .map_err(|e| e.to_string())?;
+        let mut dir = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO directories (digest, size, data) VALUES (?1, ?2, ?3)",
+            )
+            .map_err(|e| e.to_string())?;
+        for (write, _) in batch {
+            match write {
+                IndexWrite::Chunk {
+                    digest,
+                    pack,
+                    offset,
+                    stored_len,
+                    size,
+                    compressed,
+                    ..
+                } => chunk.execute(params![
+                    digest.as_bytes().as_slice(),
+                    pack,
+                    *offset as i64,
+                    stored_len,
+                    size,
+                    compressed
+                ]),
+                IndexWrite::ChunkMap { digest, map: m } => {
+                    map.execute(params![digest.as_bytes().as_slice(), m])
+                }
+                IndexWrite::Directory { digest, size, data } => {
+                    dir.execute(params![digest.as_bytes().as_slice(), *size as i64, data])
+                }
+            }
+            .map_err(|e| e.to_string())?;
+        }
+    }
+    tx.commit().map_err(|e| e.to_string())
+}
+
+/// zstd level 1 when it saves at least 1/16; a 4 KiB probe first.
+fn maybe_compress(data: &[u8]) -> Option<Vec<u8>> {
+    const PROBE: usize = 4096;
+    if data.len() < 512 {
+        return None;
+    }
+    if data.len() > PROBE * 4 {
+        let probe = zstd::bulk::compress(&data[..PROBE], 1).ok()?;
+        if probe.len() > PROBE - PROBE / 16 {
+            return None;
+        }
+    }
+    let compressed = zstd::bulk::compress(data, 1).ok()?;
+    (compressed.len() <= data.len() - data.len() / 16).then_some(compressed)
+}
+
+#[async_trait]
+impl ChunkService for LocalStore {
+    async fn get(&self, digest: &Digest) -> Result<Option<Bytes>, ChunkError> {
+        let Some(entry) = self
+            .chunk_entry(digest)
+            .map_err(|e| ChunkError::Backend(e.backend()))?
+        else {
+            return Ok(None);
+        };
+        self.read_chunk(digest, &entry).map(Some)
+    }
+
+    async fn put(&self, digest: Digest, data: Bytes) -> Result<(), ChunkError> {
+        let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
+        if self.chunk_entry(&digest).map_err(be)?.is_some() {
+            return Ok(());
+        }
+        let size = u32::try_from(data.len()).map_err(|_| {
+            be(LocalStoreError::Decompress(
+                digest,
+                std::io::Error::other("chunk too large"),
+            ))
+        })?;
+        let compressed = maybe_compress(&data);
+        let stored: &[u8] = compressed.as_deref().unwrap_or(&data);
+        let (pack, file, offset) = self.reserve(stored.len() as u64).map_err(be)?;
+        file.write_all_at(stored, offset)
+            .map_err(|source| be(LocalStoreError::Pack { pack, source }))?;
+        self.commit(IndexWrite::Chunk {
+            digest,
+            pack,
+            offset,
+            stored_len: stored.len() as u32,
+            size,
+            compressed: compressed.is_some(),
+            file,
+        })
+        .await
+        .map_err(be)
+    }
+
+    async fn size(&self, digest: &Digest) -> Result<Option<u64>, ChunkError> {
+        Ok(self
+            .chunk_entry(digest)
+            .map_err(|e| ChunkError::Backend(e.backend()))?
+            .map(|e| u64::from(e.size)))
+    }
+
+    async fn list(&self) -> Result<Vec<Digest>, ChunkError> {
+        list_digests(self, "SELECT digest FROM chunks")
+            .map_err(|e| ChunkError::Backend(e.backend()))
+    }
+}
+
+fn list_digests(store: &LocalStore, sql: &str) -> Result<Vec<Digest>, LocalStoreError> {
+    store.with_reader(|conn| {
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map([], |row| row.get::<_, Vec<u8>>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(d) = Digest::try_from(row?.as_slice()) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    })
+}
+
+#[async_trait]
+impl BlobService for LocalStore {
+    fn chunks(&self) -> &dyn ChunkService {
+        self
+    }
+
+    async fn stored_chunk_map(&self, blob: &Digest) -> Result<Option<ChunkMap>, BlobError> {
+        let bytes = self
+            .with_reader(|conn| {
+                conn.prepare_cached("SELECT map FROM chunk_maps WHERE digest = ?1")?
+                    .query_row([blob.as_bytes().as_slice()], |row| row.get::<_, Vec<u8>>(0))
+                    .optional()
+            })
+            .map_err(|e| BlobError::Backend(e.backend()))?;
+        bytes.map(|b| ChunkMap::decode(blob, &b)).transpose()
+    }
+
+    async fn put_chunk_map(&self, blob: Digest, map: &ChunkMap) -> Result<(), BlobError> {
+        self.commit(IndexWrite::ChunkMap {
+            digest: blob,
+            map: map.encode(),
+        })
+        .await
+        .map_err(|e| BlobError::Backend(e.backend()))
+    }
+
+    async fn list_chunk_maps(&self) -> Result<Vec<Digest>, BlobError> {
+        list_digests(self, "SELECT digest FROM chunk_maps")
+            .map_err(|e| BlobError::Backend(e.backend()))
+    }
+}
+
+#[async_trait]
+impl DirectoryService for LocalStore {
+    async fn get(&self, digest: &Digest) -> Result<Option<Directory>, DirectoryServiceError> {
+        let bytes = self
+            .with_reader(|conn| {
+                conn.prepare_cached("SELECT data FROM directories WHERE digest = ?1")?
+                    .query_row([digest.as_bytes().as_slice()], |row| {
+                        row.get::<_, Vec<u8>>(0)
+                    })
+                    .optional()
+            })
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
+        bytes.map(|b| decode_stored(digest, &b)).transpose()
+    }
+
+    async fn size_of(&self, digest: &Digest) -> Result<Option<u64>, DirectoryServiceError> {
+        self.with_reader(|conn| {
+            conn.prepare_cached("SELECT size FROM directories WHERE digest = ?1")?
+                .query_row([digest.as_bytes().as_slice()], |row| row.get::<_, i64>(0))
+                .optional()
+        })
+        .map(|s| s.map(|s| s as u64))
+        .map_err(|e| DirectoryServiceError::Backend(e.backend()))
+    }
+
+    async fn put_checked(
+        &self,
+        digest: Digest,
+        directory: &Directory,
+    ) -> Result<(), DirectoryServiceError> {
+        self.commit(IndexWrite::Directory {
+            digest,
+            size: directory.size(),
+            data: directory.encode(),
+        })
+        .await
+        .map_err(|e| DirectoryServiceError::Backend(e.backend()))
+    }
+
+    async fn list(&self) -> Result<Vec<Digest>, DirectoryServiceError> {
+        list_digests(self, "SELECT digest FROM directories")
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))
+    }
+}

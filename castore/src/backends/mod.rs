@@ -1,0 +1,7 @@
+//! Backends of the castore services: in memory, and the embedded local store.
+
+pub mod local;
+pub mod memory;
+
+pub use local::{LocalStore, LocalStoreError};
+pub use memory::MemoryStore;

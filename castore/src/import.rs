@@ -1,0 +1,498 @@
+//! Importing filesystem trees into the store.
+//!
+//! 1. Scan: walk the tree (symlinks are stored, not followed) and refuse
+//!    anything that is not a directory, regular file or symlink, or that
+//!    cannot be read, before anything is written.
+//! 2. Blobs: files are read, chunked and hashed on all cores (rayon); chunks
+//!    are stored by tokio tasks, bounded by bytes in flight.
+//! 3. Directories: once every blob is stored, bottom-up, one tree level at
+//!    a time, concurrently within a level.
+//!
+//! A failure stops the import before any directory is written, so no root
+//! ever refers to missing data (chunks already stored stay unreferenced).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use bytes::Bytes;
+use rayon::prelude::*;
+use tokio::runtime::Handle;
+
+use crate::services::blob::{BlobError, ChunkMap, ChunkRef};
+use crate::{
+    CaStore, Digest, Directory, DirectoryServiceError, Name, NameError, Node, SymlinkTarget,
+};
+
+/// Why an import failed. Every variant names the path concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(
+        "{path}: unsupported file type ({kind}); only directories, regular files and symlinks can be imported"
+    )]
+    Unsupported { path: PathBuf, kind: &'static str },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Name {
+        path: PathBuf,
+        #[source]
+        source: NameError,
+    },
+    #[error("{path}: file changed while being imported")]
+    Changed { path: PathBuf },
+    #[error("{path}: {source}")]
+    Blob {
+        path: PathBuf,
+        #[source]
+        source: BlobError,
+    },
+    #[error(transparent)]
+    Directory(#[from] DirectoryServiceError),
+    #[error("import cancelled")]
+    Cancelled,
+}
+
+/// Options of an import.
+#[derive(Clone)]
+pub struct ImportOptions {
+    /// Bytes of chunk data queued for storing at most.
+    pub max_bytes_in_flight: usize,
+    /// Called with the number of bytes read so far, as files are read.
+    pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        ImportOptions {
+            max_bytes_in_flight: 256 << 20,
+            progress: None,
+        }
+    }
+}
+
+/// What a scan found under one root.
+enum Scanned {
+    Dir {
+        path: PathBuf,
+        depth: usize,
+        children: Vec<(Name, usize)>,
+    },
+    File {
+        path: PathBuf,
+        size: u64,
+        executable: bool,
+    },
+    Symlink(SymlinkTarget),
+}
+
+/// The result of scanning: a flat arena of nodes.
+pub struct ScanTree {
+    nodes: Vec<Scanned>,
+    roots: Vec<usize>,
+    total_bytes: u64,
+}
+
+impl ScanTree {
+    /// Bytes in regular files.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+}
+
+/// Walks `paths` and checks every entry, without writing anything.
+pub fn scan(paths: &[PathBuf]) -> Result<ScanTree, ImportError> {
+    let mut tree = ScanTree {
+        nodes: Vec::new(),
+        roots: Vec::new(),
+        total_bytes: 0,
+    };
+    for path in paths {
+        let root = scan_one(&mut tree, path, 0)?;
+        tree.roots.push(root);
+    }
+    Ok(tree)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
+    move |source| ImportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn scan_one(tree: &mut ScanTree, path: &Path, depth: usize) -> Result<usize, ImportError> {
+    let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
+    let ft = meta.file_type();
+    let node = if ft.is_symlink() {
+        let target = std::fs::read_link(path).map_err(io_err(path))?;
+        let target = SymlinkTarget::new(Bytes::copy_from_slice(target.as_os_str().as_bytes()))
+            .map_err(|source| ImportError::Name {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Scanned::Symlink(target)
+    } else if ft.is_file() {
+        // Opening now reports unreadable files before anything is written.
+        File::open(path).map_err(io_err(path))?;
+        tree.total_bytes += meta.len();
+        Scanned::File {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            executable: meta.permissions().mode() & 0o100 != 0,
+        }
+    } else if ft.is_dir() {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(path).map_err(io_err(path))? {
+            let entry = entry.map_err(io_err(path))?;
+            let child = entry.path();
+            let name = Name::new(Bytes::copy_from_slice(entry.file_name().as_bytes())).map_err(
+                |source| ImportError::Name {
+                    path: child.clone(),
+                    source,
+                },
+            )?;
+            entries.push((name, child));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut children = Vec::with_capacity(entries.len());
+        for (name, child) in entries {
+            let index = scan_one(tree, &child, depth + 1)?;
+            children.push((name, index));
+        }
+        Scanned::Dir {
+            path: path.to_path_buf(),
+            depth,
+            children,
+        }
+    } else {
+        let kind = if ft.is_socket() {
+            "socket"
+        } else if ft.is_fifo() {
+            "FIFO"
+        } else if ft.is_block_device() {
+            "block device"
+        } else if ft.is_char_device() {
+            "character device"
+        } else {
+            "unknown"
+        };
+        return Err(ImportError::Unsupported {
+            path: path.to_path_buf(),
+            kind,
+        });
+    };
+    tree.nodes.push(node);
+    Ok(tree.nodes.len() - 1)
+}
+
+/// Bounds the bytes of chunk data handed to storing tasks.
+struct ByteBudget {
+    available: Mutex<usize>,
+    freed: Condvar,
+    limit: usize,
+}
+
+impl ByteBudget {
+    fn acquire(&self, n: usize) {
+        let n = n.min(self.limit);
+        let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
+        while *available < n {
+            available = self
+                .freed
+                .wait(available)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        *available -= n;
+    }
+
+    fn release(&self, n: usize) {
+        let n = n.min(self.limit);
+        *self.available.lock().unwrap_or_else(|p| p.into_inner()) += n;
+        self.freed.notify_all();
+    }
+}
+
+/// Stores the chunks of files read on rayon threads through tokio tasks.
+struct ChunkSink {
+    store: CaStore,
+    handle: Handle,
+    budget: Arc<ByteBudget>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<Result<(), BlobError>>>>,
+    failed: AtomicBool,
+}
+
+impl ChunkSink {
+    fn put(&self, digest: Digest, data: Bytes) {
+        let len = data.len();
+        self.budget.acquire(len);
+        let blobs = self.store.blobs.clone();
+        let budget = self.budget.clone();
+        let task = self.handle.spawn(async move {
+            let result = blobs.chunks().put(digest, data).await;
+            budget.release(len);
+            result.map_err(BlobError::from)
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
+    }
+}
+
+/// Reads, chunks and hashes one file, handing its chunks to `sink`.
+/// Returns the blob digest and, for multi-chunk blobs, its chunk map.
+fn ingest_file(
+    sink: &ChunkSink,
+    path: &Path,
+    expected_size: u64,
+    progress: &Option<Arc<dyn Fn(u64) + Send + Sync>>,
+) -> Result<(Digest, u64, Option<ChunkMap>), ImportError> {
+    const BLOCK: usize = 8 << 20;
+    let chunker = sink.store.chunker;
+    let max = chunker.max_size as usize;
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut hasher: Option<blake3::Hasher> = None;
+    let mut chunks: Vec<ChunkRef> = Vec::new();
+    let mut carry: Vec<u8> = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        let want = BLOCK.max(buf.len() + max);
+        let start_len = buf.len();
+        buf.resize(want, 0);
+        let mut filled = start_len;
+        while filled < want {
+            let n = file.read(&mut buf[filled..]).map_err(io_err(path))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        buf.truncate(filled);
+        let new_bytes = (filled - start_len) as u64;
+        total += new_bytes;
+        if let Some(p) = progress {
+            p(new_bytes);
+        }
+        let at_end = filled < want;
+        if total > expected_size || (at_end && total != expected_size) {
+            return Err(ImportError::Changed {
+                path: path.to_path_buf(),
+            });
+        }
+        // Cut chunks; keep a tail shorter than max_size unless at the end.
+        let mut cuts = Vec::new();
+        let mut pos = 0;
+        while pos < buf.len() && (at_end || buf.len() - pos >= max) {
+            let len = chunker.next_cut(&buf[pos..]);
+            cuts.push((pos, pos + len));
+            pos += len;
+        }
+        let data = Bytes::from(buf);
+        let digests: Vec<Digest> = cuts
+            .par_iter()
+            .map(|(a, b)| Digest::of(&data[*a..*b]))
+            .collect();
+        let single = at_end && chunks.is_empty() && cuts.len() == 1;
+        if !single {
+            let h = hasher.get_or_insert_with(blake3::Hasher::new);
+            h.update(&data[..pos]);
+        }
+        for ((a, b), digest) in cuts.iter().zip(&digests) {
+            chunks.push(ChunkRef {
+                digest: *digest,
+                size: (b - a) as u32,
+            });
+            sink.put(*digest, data.slice(*a..*b));
+        }
+        if at_end {
+            if chunks.is_empty() {
+                return Ok((Digest::empty(), 0, None));
+            }
+            if single {
+                return Ok((digests[0], total, None));
+            }
+            let digest = Digest::from(hasher.map(|h| h.finalize()).unwrap_or(blake3::hash(&[])));
+            return Ok((digest, total, Some(ChunkMap::new(chunks))));
+        }
+        carry = data[pos..].to_vec();
+        if sink.failed.load(Ordering::Relaxed) {
+            return Err(ImportError::Cancelled);
+        }
+    }
+}
+
+/// Imports `paths` into `store`, returning one root node per path.
+pub async fn import_paths(
+    store: &CaStore,
+    paths: &[PathBuf],
+    options: ImportOptions,
+) -> Result<Vec<Node>, ImportError> {
+    let scan_paths = paths.to_vec();
+    let tree = tokio::task::spawn_blocking(move || scan(&scan_paths))
+        .await
+        .map_err(|_| ImportError::Cancelled)??;
+    import_scanned(store, tree, options).await
+}
+
+/// Imports a tree produced by [`scan`].
+pub async fn import_scanned(
+    store: &CaStore,
+    tree: ScanTree,
+    options: ImportOptions,
+) -> Result<Vec<Node>, ImportError> {
+    let tree = Arc::new(tree);
+    let sink = Arc::new(ChunkSink {
+        store: store.clone(),
+        handle: Handle::current(),
+        budget: Arc::new(ByteBudget {
+            available: Mutex::new(options.max_bytes_in_flight),
+            freed: Condvar::new(),
+            limit: options.max_bytes_in_flight,
+        }),
+        tasks: Mutex::new(Vec::new()),
+        failed: AtomicBool::new(false),
+    });
+
+    // Phase 2: blobs.
+    let files: Vec<usize> = (0..tree.nodes.len())
+        .filter(|i| matches!(tree.nodes[*i], Scanned::File { .. }))
+        .collect();
+    let (tree2, sink2, progress) = (tree.clone(), sink.clone(), options.progress.clone());
+    let results = tokio::task::spawn_blocking(move || {
+        files
+            .par_iter()
+            .map(|&i| {
+                let Scanned::File { path, size, .. } = &tree2.nodes[i] else {
+                    unreachable!("filtered to files")
+                };
+                let r = ingest_file(&sink2, path, *size, &progress);
+                if r.is_err() {
+                    sink2.failed.store(true, Ordering::Relaxed);
+                }
+                r.map(|v| (i, v))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|_| ImportError::Cancelled)?;
+    let tasks = std::mem::take(&mut *sink.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut first_store_error = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                first_store_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_store_error.get_or_insert(BlobError::Io(std::io::Error::other(e)));
+            }
+        }
+    }
+    let mut blobs: HashMap<usize, (Digest, u64)> = HashMap::new();
+    let mut maps = Vec::new();
+    for r in results {
+        let (i, (digest, size, map)) = r?;
+        blobs.insert(i, (digest, size));
+        if let Some(map) = map {
+            maps.push((i, digest, map));
+        }
+    }
+    if let Some(source) = first_store_error {
+        return Err(ImportError::Blob {
+            path: PathBuf::from("<store>"),
+            source,
+        });
+    }
+    let map_puts = maps.into_iter().map(|(i, digest, map)| {
+        let blobs = store.blobs.clone();
+        let tree = tree.clone();
+        async move {
+            blobs
+                .put_chunk_map(digest, &map)
+                .await
+                .map_err(|source| ImportError::Blob {
+                    path: match &tree.nodes[i] {
+                        Scanned::File { path, .. } => path.clone(),
+                        _ => PathBuf::new(),
+                    },
+                    source,
+                })
+        }
+    });
+    for r in futures::future::join_all(map_puts).await {
+        r?;
+    }
+
+    // Phase 3: directories, deepest level first.
+    let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
+    for (i, scanned) in tree.nodes.iter().enumerate() {
+        match scanned {
+            Scanned::File { executable, .. } => {
+                let (digest, size) = blobs[&i];
+                nodes[i] = Some(Node::File {
+                    digest,
+                    size,
+                    executable: *executable,
+                });
+            }
+            Scanned::Symlink(target) => {
+                nodes[i] = Some(Node::Symlink {
+                    target: target.clone(),
+                })
+            }
+            Scanned::Dir { .. } => {}
+        }
+    }
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    for (i, scanned) in tree.nodes.iter().enumerate() {
+        if let Scanned::Dir { depth, .. } = scanned {
+            if levels.len() <= *depth {
+                levels.resize(depth + 1, Vec::new());
+            }
+            levels[*depth].push(i);
+        }
+    }
+    for level in levels.iter().rev() {
+        let mut dirs = Vec::with_capacity(level.len());
+        for &i in level {
+            let Scanned::Dir { path, children, .. } = &tree.nodes[i] else {
+                continue;
+            };
+            let entries = children
+                .iter()
+                .map(|(name, c)| {
+                    (
+                        name.clone(),
+                        nodes[*c].clone().ok_or(ImportError::Cancelled),
+                    )
+                })
+                .map(|(n, r)| r.map(|node| (n, node)))
+                .collect::<Result<Vec<_>, _>>()?;
+            let dir = Directory::from_entries(entries).map_err(|e| ImportError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            nodes[i] = Some(dir.node());
+            dirs.push(dir);
+        }
+        let puts = dirs.iter().map(|d| store.directories.put(d));
+        for r in futures::future::join_all(puts).await {
+            r?;
+        }
+    }
+    tree.roots
+        .iter()
+        .map(|r| nodes[*r].clone().ok_or(ImportError::Cancelled))
+        .collect()
+}
