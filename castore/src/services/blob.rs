@@ -104,7 +104,7 @@ impl ChunkMap {
     }
 
     pub fn decode(blob: &Digest, bytes: &[u8]) -> Result<ChunkMap, BlobError> {
-        if bytes.len() % ENTRY_LEN != 0 {
+        if !bytes.len().is_multiple_of(ENTRY_LEN) {
             return Err(BlobError::CorruptMap(
                 *blob,
                 "length is not a multiple of 36",
