@@ -288,15 +288,22 @@ impl LocalStore {
         };
         let path = self.pack_path(entry.pack);
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .open(&path)
             .map_err(|source| LocalStoreError::Io {
                 path: path.clone(),
                 source,
             })?;
-        let flip = if entry.compressed { b"\x00" } else { b"\xff" };
-        file.write_all_at(flip, entry.offset + u64::from(entry.stored_len) / 2)
-            .map_err(|source| LocalStoreError::Io { path, source })?;
+        let at = entry.offset + u64::from(entry.stored_len) / 2;
+        let mut byte = [0u8; 1];
+        let io = |source| LocalStoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        file.read_exact_at(&mut byte, at).map_err(io)?;
+        byte[0] ^= 0xff;
+        file.write_all_at(&byte, at).map_err(io)?;
         Ok(true)
     }
 }

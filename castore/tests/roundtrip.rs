@@ -1,0 +1,194 @@
+//! Import -> export round trips on generated trees, with both backends, and
+//! the streaming blob writer and reader.
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use cairn_castore::export::export_node;
+use cairn_castore::import::{ImportOptions, import_paths};
+use cairn_castore::{BlobReader, BlobWriter, CaStore, ChunkerConfig, Node};
+use proptest::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+#[derive(Debug, Clone)]
+enum Spec {
+    File(Vec<u8>, bool),
+    Link(Vec<u8>),
+    Dir(BTreeMap<Vec<u8>, Spec>),
+}
+
+fn name_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        "[a-z]{1,8}".prop_map(|s| s.into_bytes()),
+        Just(b"caf\xe9".to_vec()),
+        Just("日本".as_bytes().to_vec()),
+        Just(b".hidden".to_vec()),
+    ]
+}
+
+fn content_strategy() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(Vec::new()),
+        proptest::collection::vec(any::<u8>(), 0..300),
+        (1usize..400_000, any::<u64>()).prop_map(|(len, seed)| pseudo_random(len, seed)),
+    ]
+}
+
+fn spec_strategy() -> impl Strategy<Value = Spec> {
+    let leaf = prop_oneof![
+        (content_strategy(), any::<bool>()).prop_map(|(c, x)| Spec::File(c, x)),
+        "[a-z./]{1,12}".prop_map(|t| Spec::Link(t.into_bytes())),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        proptest::collection::btree_map(name_strategy(), inner, 0..6).prop_map(Spec::Dir)
+    })
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn materialize(spec: &Spec, path: &Path) {
+    match spec {
+        Spec::File(content, executable) => {
+            std::fs::write(path, content).unwrap();
+            let mode = if *executable { 0o755 } else { 0o644 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        Spec::Link(target) => {
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path).unwrap()
+        }
+        Spec::Dir(children) => {
+            std::fs::create_dir(path).unwrap();
+            for (name, child) in children {
+                materialize(child, &path.join(std::ffi::OsStr::from_bytes(name)));
+            }
+        }
+    }
+}
+
+/// Compares two trees: names, types, contents, executable bits, link targets.
+fn assert_same_tree(a: &Path, b: &Path) {
+    let ma = std::fs::symlink_metadata(a).unwrap();
+    let mb = std::fs::symlink_metadata(b).unwrap();
+    assert_eq!(ma.file_type(), mb.file_type(), "{a:?} vs {b:?}");
+    if ma.file_type().is_symlink() {
+        assert_eq!(std::fs::read_link(a).unwrap(), std::fs::read_link(b).unwrap());
+    } else if ma.is_file() {
+        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "{a:?}");
+        assert_eq!(
+            ma.permissions().mode() & 0o100,
+            mb.permissions().mode() & 0o100,
+            "{a:?}"
+        );
+    } else {
+        let names = |p: &Path| {
+            let mut v: Vec<_> = std::fs::read_dir(p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        let (na, nb) = (names(a), names(b));
+        assert_eq!(na, nb, "{a:?}");
+        for n in na {
+            assert_same_tree(&a.join(&n), &b.join(&n));
+        }
+    }
+}
+
+async fn round_trip(store: &CaStore, src: &Path, out: &Path) -> Node {
+    let nodes = import_paths(store, &[src.to_path_buf()], ImportOptions::default())
+        .await
+        .unwrap();
+    export_node(store, &nodes[0], out).await.unwrap();
+    assert_same_tree(src, out);
+    // Importing the export gives the same root.
+    let again = import_paths(store, &[out.to_path_buf()], ImportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(nodes[0], again[0]);
+    nodes[0].clone()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn import_export_round_trip(spec in spec_strategy()) {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        materialize(&spec, &src);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let memory = CaStore::memory();
+            let a = round_trip(&memory, &src, &tmp.path().join("out-mem")).await;
+            let local = CaStore::local(tmp.path().join("store")).unwrap();
+            let b = round_trip(&local, &src, &tmp.path().join("out-local")).await;
+            // Same tree, same digest, whatever the backend.
+            assert_eq!(a, b);
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_chunk_file_and_streaming_writer_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = pseudo_random(5 << 20, 42);
+    let path: PathBuf = tmp.path().join("big");
+    std::fs::write(&path, &data).unwrap();
+    let store = CaStore::local(tmp.path().join("store")).unwrap();
+    let nodes = import_paths(&store, &[path], ImportOptions::default())
+        .await
+        .unwrap();
+    let Node::File { digest, size, .. } = nodes[0] else {
+        panic!("not a file")
+    };
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(digest.as_bytes(), blake3::hash(&data).as_bytes());
+    let map = store.blobs.chunk_map(&digest).await.unwrap().unwrap();
+    assert!(map.len() > 10, "{} chunks", map.len());
+
+    // The streaming writer, fed in odd-sized pieces, gives the same digest and chunks.
+    let mut writer = BlobWriter::new(store.blobs.clone(), ChunkerConfig::default());
+    for piece in data.chunks(77_777) {
+        writer.write(piece).await.unwrap();
+    }
+    let (digest2, size2) = writer.finish().await.unwrap();
+    assert_eq!((digest2, size2), (digest, size));
+    assert_eq!(store.blobs.chunk_map(&digest2).await.unwrap().unwrap(), map);
+
+    // Whole read, with and without prefetch, and reads after seeks.
+    for window in [0, 1 << 20, 64 << 20] {
+        let mut reader = BlobReader::open(store.blobs.clone(), digest).await.unwrap();
+        reader.set_window(window);
+        let mut all = Vec::new();
+        reader.read_to_end(&mut all).await.unwrap();
+        assert!(all == data, "window {window}");
+        for offset in [0u64, 1, 65_535, 3_000_001, data.len() as u64 - 10] {
+            reader.seek(std::io::SeekFrom::Start(offset)).await.unwrap();
+            let mut buf = vec![0u8; 100_000];
+            let mut got = 0;
+            while got < buf.len() {
+                let n = reader.read(&mut buf[got..]).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got += n;
+            }
+            let expected = &data[offset as usize..(offset as usize + got)];
+            assert_eq!(&buf[..got], expected);
+            assert_eq!(got, (data.len() - offset as usize).min(100_000));
+        }
+    }
+}
