@@ -80,7 +80,8 @@ fn executable_empty_file_symlink_and_subdirectory() {
 
 #[test]
 fn large_sizes_use_multibyte_varints() {
-    let dir = Directory::from_entries(vec![(name("f"), file(Digest::of(b"f"), 300, false))]).unwrap();
+    let dir =
+        Directory::from_entries(vec![(name("f"), file(Digest::of(b"f"), 300, false))]).unwrap();
     let bytes = dir.encode();
     assert_eq!(&bytes[bytes.len() - 3..], &[0x18, 0xac, 0x02]);
     assert_eq!(Directory::decode(&bytes).unwrap(), dir);
@@ -113,9 +114,12 @@ fn names_are_validated() {
 fn duplicates_are_refused() {
     let err = Directory::from_entries(vec![
         (name("a"), file(Digest::of(b"1"), 1, false)),
-        (name("a"), Node::Symlink {
-            target: SymlinkTarget::new(Bytes::from_static(b"t")).unwrap(),
-        }),
+        (
+            name("a"),
+            Node::Symlink {
+                target: SymlinkTarget::new(Bytes::from_static(b"t")).unwrap(),
+            },
+        ),
     ])
     .unwrap_err();
     assert!(matches!(err, DirectoryError::Duplicate(_)));
@@ -135,11 +139,19 @@ fn file_entry(name: &[u8], digest: &Digest, extra: &[u8]) -> Vec<u8> {
 #[test]
 fn decoding_refuses_non_canonical_and_invalid_bytes() {
     let d = Digest::of(b"x");
-    let valid = [file_entry(b"a", &d, &[0x18, 1]), file_entry(b"b", &d, &[0x18, 1])].concat();
+    let valid = [
+        file_entry(b"a", &d, &[0x18, 1]),
+        file_entry(b"b", &d, &[0x18, 1]),
+    ]
+    .concat();
     assert!(Directory::decode(&valid).is_ok());
 
     // unsorted
-    let unsorted = [file_entry(b"b", &d, &[0x18, 1]), file_entry(b"a", &d, &[0x18, 1])].concat();
+    let unsorted = [
+        file_entry(b"b", &d, &[0x18, 1]),
+        file_entry(b"a", &d, &[0x18, 1]),
+    ]
+    .concat();
     assert!(matches!(
         Directory::decode(&unsorted),
         Err(DirectoryError::Unsorted(..))

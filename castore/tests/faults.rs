@@ -16,8 +16,16 @@ async fn corrupted_chunk_on_disk_is_a_typed_error() {
     let local = Arc::new(LocalStore::open(tmp.path()).unwrap());
     let data = Bytes::from(vec![7u8; 100_000]);
     let digest = Digest::of(&data);
-    ChunkService::put(local.as_ref(), digest, data.clone()).await.unwrap();
-    assert_eq!(ChunkService::get(local.as_ref(), &digest).await.unwrap().unwrap(), data);
+    ChunkService::put(local.as_ref(), digest, data.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        ChunkService::get(local.as_ref(), &digest)
+            .await
+            .unwrap()
+            .unwrap(),
+        data
+    );
     assert!(local.corrupt_chunk_on_disk(&digest).unwrap());
     // Reopen so nothing cached hides the corruption.
     drop(local);
@@ -36,7 +44,9 @@ async fn corrupted_chunk_on_disk_is_a_typed_error() {
 async fn corrupted_incompressible_chunk_fails_verification() {
     let tmp = tempfile::tempdir().unwrap();
     let local = LocalStore::open(tmp.path()).unwrap();
-    let data: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let data: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     let data = Bytes::from(data);
     let digest = Digest::of(&data);
     ChunkService::put(&local, digest, data).await.unwrap();
@@ -74,7 +84,8 @@ async fn memory_backend_verifies_too_and_reader_fails_cleanly() {
 async fn directory_put_refuses_unknown_children_and_wrong_sizes() {
     let store = MemoryStore::new();
     let child = Directory::new();
-    let parent = Directory::from_entries(vec![(Name::try_from("c").unwrap(), child.node())]).unwrap();
+    let parent =
+        Directory::from_entries(vec![(Name::try_from("c").unwrap(), child.node())]).unwrap();
     assert!(matches!(
         DirectoryService::put(&store, &parent).await,
         Err(DirectoryServiceError::MissingChild { .. })

@@ -83,9 +83,16 @@ fn assert_same_tree(a: &Path, b: &Path) {
     let mb = std::fs::symlink_metadata(b).unwrap();
     assert_eq!(ma.file_type(), mb.file_type(), "{a:?} vs {b:?}");
     if ma.file_type().is_symlink() {
-        assert_eq!(std::fs::read_link(a).unwrap(), std::fs::read_link(b).unwrap());
+        assert_eq!(
+            std::fs::read_link(a).unwrap(),
+            std::fs::read_link(b).unwrap()
+        );
     } else if ma.is_file() {
-        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap(), "{a:?}");
+        assert_eq!(
+            std::fs::read(a).unwrap(),
+            std::fs::read(b).unwrap(),
+            "{a:?}"
+        );
         assert_eq!(
             ma.permissions().mode() & 0o100,
             mb.permissions().mode() & 0o100,
