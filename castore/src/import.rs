@@ -267,18 +267,17 @@ fn ingest_file(
     let mut total = 0u64;
     loop {
         let mut buf = std::mem::take(&mut carry);
-        let want = BLOCK.max(buf.len() + max);
         let start_len = buf.len();
-        buf.resize(want, 0);
-        let mut filled = start_len;
-        while filled < want {
-            let n = file.read(&mut buf[filled..]).map_err(io_err(path))?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        buf.truncate(filled);
+        // Read up to a block, sized by what the file should still hold (plus
+        // one byte to notice a file that grew), without zeroing the buffer.
+        let remaining = expected_size.saturating_sub(total);
+        let want = start_len as u64 + remaining.min(BLOCK as u64) + 1;
+        let filled = (&mut file)
+            .take(want - start_len as u64)
+            .read_to_end(&mut buf)
+            .map_err(io_err(path))?
+            + start_len;
+        let want = want as usize;
         let new_bytes = (filled - start_len) as u64;
         total += new_bytes;
         if let Some(p) = progress {
@@ -351,6 +350,7 @@ pub async fn import_scanned(
     tree: ScanTree,
     options: ImportOptions,
 ) -> Result<Vec<Node>, ImportError> {
+    let started = std::time::Instant::now();
     let tree = Arc::new(tree);
     let sink = Arc::new(ChunkSink {
         store: store.clone(),
@@ -399,6 +399,7 @@ pub async fn import_scanned(
             }
         }
     }
+    tracing::info!(elapsed = ?started.elapsed(), "import: blobs stored");
     let mut blobs: HashMap<usize, (Digest, u64)> = HashMap::new();
     let mut maps = Vec::new();
     for r in results {
@@ -434,6 +435,7 @@ pub async fn import_scanned(
         r?;
     }
 
+    tracing::info!(elapsed = ?started.elapsed(), "import: chunk maps stored");
     // Phase 3: directories, deepest level first.
     let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
     for (i, scanned) in tree.nodes.iter().enumerate() {
@@ -491,6 +493,18 @@ pub async fn import_scanned(
             r?;
         }
     }
+    tracing::info!(elapsed = ?started.elapsed(), "import: directories stored");
+    store
+        .blobs
+        .chunks()
+        .flush()
+        .await
+        .map_err(|e| ImportError::Blob {
+            path: PathBuf::from("<store>"),
+            source: e.into(),
+        })?;
+    store.directories.flush().await?;
+    tracing::info!(elapsed = ?started.elapsed(), "import: synced");
     tree.roots
         .iter()
         .map(|r| nodes[*r].clone().ok_or(ImportError::Cancelled))

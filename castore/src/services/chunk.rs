@@ -47,6 +47,12 @@ pub trait ChunkService: Send + Sync + 'static {
         Ok(self.size(digest).await?.is_some())
     }
 
+    /// Makes everything written so far durable (a no-op where writes are
+    /// durable when they return).
+    async fn flush(&self) -> Result<(), ChunkError> {
+        Ok(())
+    }
+
     /// Every chunk digest the store holds (for verification).
     async fn list(&self) -> Result<Vec<Digest>, ChunkError>;
 }

@@ -56,6 +56,11 @@ pub trait DirectoryService: Send + Sync + 'static {
         directory: &Directory,
     ) -> Result<(), DirectoryServiceError>;
 
+    /// Makes everything written so far durable.
+    async fn flush(&self) -> Result<(), DirectoryServiceError> {
+        Ok(())
+    }
+
     /// Every stored directory digest (for verification).
     async fn list(&self) -> Result<Vec<Digest>, DirectoryServiceError>;
 

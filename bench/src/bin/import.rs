@@ -1,0 +1,113 @@
+//! Import throughput: `cairn import` of a generated ~1 GiB tree into a fresh
+//! local store, next to reading and BLAKE3-hashing the same files on all
+//! cores (the baseline), both from the page cache, in the same run.
+//!
+//! `cargo run --release -p cairn-bench --bin import [-- SMALL_FILES LARGE_FILES LARGE_MIB]`
+
+use std::io::Read;
+use std::time::Instant;
+
+use cairn_bench::{cpu_seconds, generate_tree, list_files, print_table};
+use cairn_castore::CaStore;
+use cairn_castore::import::{ImportOptions, import_paths};
+use rayon::prelude::*;
+
+fn hash_all(files: &[std::path::PathBuf]) -> u64 {
+    files
+        .par_iter()
+        .map(|p| {
+            let mut f = std::fs::File::open(p).expect("open");
+            let mut hasher = blake3::Hasher::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n_total = 0u64;
+            loop {
+                let n = f.read(&mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                n_total += n as u64;
+            }
+            std::hint::black_box(hasher.finalize());
+            n_total
+        })
+        .sum()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let small = args.first().copied().unwrap_or(32_000);
+    let large = args.get(1).copied().unwrap_or(8);
+    let large_mib = args.get(2).copied().unwrap_or(64);
+    let tmp = tempfile::Builder::new()
+        .prefix("cairn-bench-import")
+        .tempdir_in(std::env::var_os("CAIRN_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()))?;
+    let tree = tmp.path().join("tree");
+    eprintln!("generating {small} small files and {large} x {large_mib} MiB ...");
+    let stats = generate_tree(&tree, small, large, large_mib << 20)?;
+    let files = list_files(&tree);
+    let mib = stats.bytes as f64 / (1 << 20) as f64;
+
+    // Warm the page cache, then time the baseline (best of 3).
+    hash_all(&files);
+    let mut baseline = f64::MAX;
+    let mut baseline_cpu = f64::MAX;
+    for _ in 0..3 {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let n = hash_all(&files);
+        assert_eq!(n, stats.bytes);
+        baseline = baseline.min(t.elapsed().as_secs_f64());
+        baseline_cpu = baseline_cpu.min(cpu_seconds() - c);
+    }
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let mut import_best = f64::MAX;
+    let mut import_cpu = f64::MAX;
+    for run in 0..2 {
+        let store_dir = tmp.path().join(format!("store-{run}"));
+        let store = CaStore::local(&store_dir)?;
+        let (t, c) = (Instant::now(), cpu_seconds());
+        rt.block_on(import_paths(
+            &store,
+            &[tree.clone()],
+            ImportOptions::default(),
+        ))?;
+        import_best = import_best.min(t.elapsed().as_secs_f64());
+        import_cpu = import_cpu.min(cpu_seconds() - c);
+    }
+
+    println!("(ratio = baseline time / cairn time: 1.00 is as fast as reading and hashing alone)");
+    println!(
+        "import benchmark: {} files, {:.0} MiB, {} cores",
+        stats.files,
+        mib,
+        rayon::current_num_threads()
+    );
+    print_table(
+        &["what", "wall s", "MB/s", "ratio", "CPU s", "CPU ratio"],
+        &[
+            vec![
+                "read + BLAKE3, all cores (baseline)".into(),
+                format!("{baseline:.2}"),
+                format!("{:.0}", stats.bytes as f64 / 1e6 / baseline),
+                "1.00".into(),
+                format!("{baseline_cpu:.2}"),
+                "1.00".into(),
+            ],
+            vec![
+                "cairn import into a fresh local store".into(),
+                format!("{import_best:.2}"),
+                format!("{:.0}", stats.bytes as f64 / 1e6 / import_best),
+                format!("{:.2}", baseline / import_best),
+                format!("{import_cpu:.2}"),
+                format!("{:.2}", baseline_cpu / import_cpu),
+            ],
+        ],
+    );
+    Ok(())
+}
