@@ -6,8 +6,13 @@
 //! store: they parse, validate and produce Nix's formats byte for byte.
 
 pub mod hash;
+pub mod nar;
+pub mod narinfo;
 pub mod nixbase32;
+pub mod signing;
 pub mod store_path;
 
 pub use hash::{HashAlgo, HashError, NixHash};
+pub use narinfo::{NarInfo, NarInfoError};
+pub use signing::{PublicKey, SecretKey, Signature, SigningError};
 pub use store_path::{ContentAddress, FileIngestionMethod, StoreDir, StorePath, StorePathError};
