@@ -75,6 +75,36 @@ impl Nix {
         }
     }
 
+    /// Runs a Nix program with `input` on stdin, returning trimmed stdout.
+    pub fn run_stdin(&self, program: &str, args: &[&str], input: &[u8]) -> String {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nix program");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{program} {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf-8 output")
+            .trim()
+            .to_owned()
+    }
+
     /// `nix` with the nix-command feature.
     pub fn nix(&self, args: &[&str]) -> Vec<u8> {
         let mut all = vec!["--extra-experimental-features", "nix-command"];
