@@ -51,9 +51,9 @@ pub enum StorePathError {
     /// The name is longer than [`MAX_NAME_LEN`].
     #[error("store path name is {0} characters long, more than {MAX_NAME_LEN}")]
     NameTooLong(usize),
-    /// The name starts with a period.
-    #[error("store path name {0:?} starts with '.'")]
-    LeadingPeriod(String),
+    /// The name is `.` or `..`, or starts with `.-` or `..-`.
+    #[error("store path name {0:?} is reserved (\".\", \"..\", or starts with \".-\" or \"..-\")")]
+    ReservedName(String),
     /// The name contains a character outside `[A-Za-z0-9+-._?=]`.
     #[error("store path name {name:?} contains the invalid character {character:?}")]
     InvalidNameChar {
@@ -74,7 +74,11 @@ pub enum StorePathError {
 }
 
 /// Checks a store path name: 1 to 211 characters from
-/// `[A-Za-z0-9+-._?=]`, not starting with `.`.
+/// `[A-Za-z0-9+-._?=]`, and not `.`, `..`, nor starting with `.-` or `..-`.
+///
+/// Names starting with a period are otherwise accepted, as Nix does (Nix
+/// 2.8 adds `.hidden` to the store as `<hash>-.hidden`; current Nix rejects
+/// only the reserved forms above, which could be confused with `.`/`..`).
 pub fn validate_name(name: &[u8]) -> Result<(), StorePathError> {
     let lossy = || String::from_utf8_lossy(name).into_owned();
     if name.is_empty() {
@@ -83,8 +87,10 @@ pub fn validate_name(name: &[u8]) -> Result<(), StorePathError> {
     if name.len() > MAX_NAME_LEN {
         return Err(StorePathError::NameTooLong(name.len()));
     }
-    if name[0] == b'.' {
-        return Err(StorePathError::LeadingPeriod(lossy()));
+    let reserved =
+        matches!(name, b"." | b"..") || name.starts_with(b".-") || name.starts_with(b"..-");
+    if reserved {
+        return Err(StorePathError::ReservedName(lossy()));
     }
     if let Some(&c) = name
         .iter()
@@ -483,7 +489,12 @@ mod tests {
             (format!("{digest}-a"), true),
             (format!("{digest}-{}", "a".repeat(211)), true),
             (format!("{digest}-{}", "a".repeat(212)), false),
-            (format!("{digest}-.a"), false),
+            (format!("{digest}-.a"), true),
+            (format!("{digest}-."), false),
+            (format!("{digest}-.."), false),
+            (format!("{digest}-.-a"), false),
+            (format!("{digest}-..-a"), false),
+            (format!("{digest}-...a"), true),
             (format!("{digest}-a/b"), false),
             (format!("{digest}-é"), false),
             (format!("{digest}-"), false),

@@ -417,11 +417,25 @@ async fn nix_parses_store_paths_we_accept() {
     let added = nix.run_str("nix-store", &["--add", file.to_str().unwrap()]);
     let p = dir.parse_path(&added).unwrap();
     assert_eq!(p.name(), name);
+    // Nix accepts names with a leading period, and so do we.
+    let hidden = nix.path(".hidden");
+    fs::write(&hidden, b"dot").unwrap();
+    let added = nix.run_str("nix-store", &["--add", hidden.to_str().unwrap()]);
+    let p = dir.parse_path(&added).unwrap();
+    let (hash, _) = nar_hash_path(&hidden).await.unwrap();
+    let NixHash::Sha256(d) = hash else {
+        unreachable!()
+    };
+    assert_eq!(dir.make_source_path(".hidden", &d, &[], false).unwrap(), p);
+
     let too_long = nix.path(&format!("{name}y"));
     fs::write(&too_long, b"x").unwrap();
     assert!(
         nix.try_run("nix-store", &["--add", too_long.to_str().unwrap()])
             .is_err()
     );
-    assert!(StorePath::from_base_name(&format!("{}-{name}y", p.hash_part())).is_err());
+    assert!(matches!(
+        StorePath::from_base_name(&format!("{}-{name}y", p.hash_part())),
+        Err(cairn_pathinfo::StorePathError::NameTooLong(212))
+    ));
 }
