@@ -439,3 +439,87 @@ async fn nix_parses_store_paths_we_accept() {
         Err(cairn_pathinfo::StorePathError::NameTooLong(212))
     ));
 }
+
+/// Builds an input-addressed path (with a deriver and a reference) in the
+/// private store, using the static busybox as builder.
+fn build_input_addressed(nix: &Nix) -> String {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static is needed (scripts/test installs it)");
+    let bb = nix.path("bb");
+    fs::create_dir_all(&bb).unwrap();
+    fs::copy(busybox, bb.join("busybox")).unwrap();
+    let expr = format!(
+        r#"derivation {{
+             name = "built-thing";
+             system = builtins.currentSystem;
+             builder = "${{{bb}}}/busybox";
+             args = [ "sh" "-c" "echo ${{{bb}}} > $out" ];
+           }}"#,
+        bb = bb.display()
+    );
+    let drv_file = nix.path("built.nix");
+    fs::write(&drv_file, expr).unwrap();
+    nix.run_str(
+        "nix-build",
+        &[
+            drv_file.to_str().unwrap(),
+            "--no-out-link",
+            "--option",
+            "sandbox",
+            "false",
+            "--option",
+            "build-users-group",
+            "",
+        ],
+    )
+}
+
+#[tokio::test]
+async fn narinfo_of_built_path_with_deriver() {
+    let Some(nix) = Nix::new() else { return };
+    let dir = StoreDir::default();
+    let out = build_input_addressed(&nix);
+    let key = SecretKey::from_seed("builder-1", &[9; 32]);
+    let sk_file = nix.path("builder.key");
+    fs::write(&sk_file, key.to_string()).unwrap();
+    let cache = nix.path("built-cache");
+    copy_to_cache(&nix, &cache, Some(&sk_file), &out);
+    let out_path = dir.parse_path(&out).unwrap();
+    let text = fs::read_to_string(cache.join(format!("{}.narinfo", out_path.hash_part()))).unwrap();
+    let ni = NarInfo::parse(&text).unwrap();
+    assert_eq!(ni.to_string(), text);
+    assert!(text.contains("\nDeriver: "), "{text}");
+    let deriver = ni.deriver.as_ref().unwrap();
+    assert!(deriver.name().ends_with(".drv"));
+    assert_eq!(ni.references.len(), 1);
+    assert!(ni.references[0].name() == "bb");
+    assert!(ni.ca.is_none());
+    assert!(ni.verify(&dir, &[key.public_key()]));
+
+    // Nix accepts the path from the cache only with a trusted signature;
+    // strip Nix's signature and put ours back.
+    let mut ours = ni.clone();
+    ours.signatures.clear();
+    let other = SecretKey::from_seed("other-1", &[10; 32]);
+    ours.sign(&dir, &other).unwrap();
+    let file = cache.join(format!("{}.narinfo", out_path.hash_part()));
+    fs::write(&file, ours.to_string()).unwrap();
+    let from = format!("file://{}", cache.display());
+    let copy = |store: &str, trusted: &PublicKey| {
+        nix.try_nix(&[
+            "copy",
+            "--from",
+            &from,
+            "--to",
+            &nix.store_named(store),
+            "--option",
+            "trusted-public-keys",
+            &trusted.to_string(),
+            &out,
+        ])
+    };
+    assert!(copy("fresh-a", &key.public_key()).is_err());
+    copy("fresh-b", &other.public_key()).expect("our signature accepted");
+}

@@ -217,6 +217,20 @@ pub enum NarEvent<'a, R> {
     },
 }
 
+/// A short string of the NAR grammar, held without allocation.
+struct Token {
+    buf: [u8; MAX_TOKEN_LEN as usize],
+    len: usize,
+}
+
+impl std::ops::Deref for Token {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 /// The buffered input of a reader, with position tracking.
 #[derive(Debug)]
 struct Input<R> {
@@ -323,9 +337,9 @@ impl<R: AsyncRead + Unpin> Input<R> {
         Ok((offset, s))
     }
 
-    /// Reads a keyword; a string too long to be one is reported as an
-    /// unexpected token.
-    async fn read_token(&mut self, expected: &'static str) -> Result<(u64, Vec<u8>), NarReadError> {
+    /// Reads a keyword into a stack buffer (no allocation); a string too
+    /// long to be one is reported as an unexpected token.
+    async fn read_token(&mut self, expected: &'static str) -> Result<(u64, Token), NarReadError> {
         let offset = self.offset;
         let len = self.read_u64().await?;
         if len > MAX_TOKEN_LEN {
@@ -335,10 +349,13 @@ impl<R: AsyncRead + Unpin> Input<R> {
                 found: format!("a string of {len} bytes"),
             });
         }
-        let mut s = vec![0u8; len as usize];
-        self.read_exact(&mut s).await?;
+        let mut tok = Token {
+            buf: [0; MAX_TOKEN_LEN as usize],
+            len: len as usize,
+        };
+        self.read_exact(&mut tok.buf[..tok.len]).await?;
         self.read_padding(len).await?;
-        Ok((offset, s))
+        Ok((offset, tok))
     }
 
     async fn expect(&mut self, token: &'static str) -> Result<(), NarReadError> {
@@ -354,7 +371,7 @@ impl<R: AsyncRead + Unpin> Input<R> {
             _ => "a keyword",
         };
         let (offset, s) = self.read_token(expected).await?;
-        if s != token.as_bytes() {
+        if *s != *token.as_bytes() {
             return Err(NarReadError::UnexpectedToken {
                 offset,
                 expected,
@@ -490,7 +507,7 @@ impl<R: AsyncRead + Unpin> NarReader<R> {
                                 }
                                 e => e,
                             })?;
-                    if magic != NAR_MAGIC {
+                    if *magic != *NAR_MAGIC {
                         return Err(NarReadError::BadMagic { offset: 0 });
                     }
                     return self.parse_node(None).await.map(Some);
