@@ -496,3 +496,35 @@ async fn truncated_contents_reported_as_nar_error() {
     let e = expect_err(nar).await;
     assert!(matches!(e, NarReadError::UnexpectedEof { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn reading_writing_and_dumping_can_be_spawned() {
+    let nar = dir_nar().0;
+    let task = tokio::spawn(async move {
+        let mut w = NarWriter::new(Vec::new());
+        read_nar(&nar[..], &mut w).await.unwrap();
+        let out = w.finish().await.unwrap();
+        assert_eq!(out, nar);
+    });
+    task.await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    common::basic_tree(tmp.path());
+    let root = tmp.path().to_owned();
+    let nar = tokio::spawn(async move { dump_path(&root, Vec::new()).await.unwrap() })
+        .await
+        .unwrap();
+    let mut r = NarReader::new(std::io::Cursor::new(nar));
+    let task = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(ev) = r.next().await.unwrap() {
+            if let NarEvent::File { mut contents, .. } = ev {
+                tokio::io::copy(&mut contents, &mut tokio::io::sink())
+                    .await
+                    .unwrap();
+            }
+            n += 1;
+        }
+        n
+    });
+    assert!(task.await.unwrap() > 10);
+}
