@@ -56,9 +56,18 @@ pub const fn decoded_len(len: usize) -> Option<usize> {
 
 /// Encodes bytes as nixbase32.
 pub fn encode(input: &[u8]) -> String {
-    let len = encoded_len(input.len());
-    let mut out = String::with_capacity(len);
-    for n in (0..len).rev() {
+    let mut out = vec![0u8; encoded_len(input.len())];
+    encode_into(input, &mut out);
+    // The alphabet is ASCII.
+    out.into_iter().map(char::from).collect()
+}
+
+/// Encodes bytes as nixbase32 into `out`, which must be exactly
+/// [`encoded_len`]`(input.len())` bytes long; excess or missing room is
+/// left untouched or truncated.
+pub fn encode_into(input: &[u8], out: &mut [u8]) {
+    let len = encoded_len(input.len()).min(out.len());
+    for (k, n) in (0..len).rev().enumerate() {
         let b = n * 5;
         let i = b / 8;
         let j = b % 8;
@@ -69,9 +78,8 @@ pub fn encode(input: &[u8]) -> String {
         } else {
             0
         };
-        out.push(ALPHABET[((low | high) & 0x1f) as usize] as char);
+        out[k] = ALPHABET[((low | high) & 0x1f) as usize];
     }
-    out
 }
 
 /// Decodes a nixbase32 string.

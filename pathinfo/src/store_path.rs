@@ -186,9 +186,11 @@ impl StorePath {
 /// Orders like Nix: by base name.
 impl Ord for StorePath {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.hash_part()
-            .cmp(&other.hash_part())
-            .then_with(|| self.name.cmp(&other.name))
+        let mut a = [0u8; ENCODED_DIGEST_LEN];
+        let mut b = [0u8; ENCODED_DIGEST_LEN];
+        nixbase32::encode_into(&self.digest, &mut a);
+        nixbase32::encode_into(&other.digest, &mut b);
+        a.cmp(&b).then_with(|| self.name.cmp(&other.name))
     }
 }
 

@@ -135,6 +135,11 @@ proptest! {
     }
 
     #[test]
+    fn store_path_order_is_base_name_order(a in store_path(), b in store_path()) {
+        prop_assert_eq!(a.cmp(&b), a.to_string().cmp(&b.to_string()));
+    }
+
+    #[test]
     fn store_path_parse_never_panics(s in "\\PC{0,80}") {
         if let Ok(p) = StorePath::from_base_name(&s) {
             prop_assert_eq!(p.to_string(), s);
