@@ -395,6 +395,19 @@ async fn nix_accepts_our_signatures() {
             .exists()
     );
 
+    // Unknown keys: Nix ignores them, and so do we; a line without a colon
+    // is corrupt for both.
+    let with_unknown = format!("{ni}Frobnicate: yes\n");
+    fs::write(&files[0], &with_unknown).unwrap();
+    copy("fresh-unknown-key", &pk).expect("unknown key rejected by Nix");
+    assert_eq!(NarInfo::parse(&with_unknown).unwrap(), ni);
+    let corrupt = format!("{ni}Frobnicate yes\n");
+    fs::write(&files[0], &corrupt).unwrap();
+    let err = copy("fresh-corrupt", &pk).expect_err("corrupt narinfo accepted by Nix");
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(NarInfo::parse(&corrupt).is_err());
+    fs::write(&files[0], ni.to_string()).unwrap();
+
     // Our secret key file format is one Nix reads: Nix signs the same
     // fingerprint with the same result (Ed25519 is deterministic).
     let sk_file = nix.path("our.key");
