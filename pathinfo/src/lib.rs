@@ -1,2 +1,32 @@
 //! cairn-pathinfo: the Nix layer — store paths, nixbase32, hashes, NAR,
 //! narinfo and signatures, PathInfo and its services.
+//!
+//! The format modules here are independent of the content-addressed store:
+//! they parse, validate and produce Nix's formats byte for byte, and stream
+//! where data can be large.
+//!
+//! - [`nixbase32`]: Nix's base-32 encoding.
+//! - [`hash`]: [`NixHash`] (md5, sha1, sha256, sha512) in base16,
+//!   nixbase32, base64, `algo:digest` and SRI forms; incremental
+//!   [`hash::Hasher`].
+//! - [`store_path`]: [`StorePath`] parsing and validation, [`StoreDir`]
+//!   (default `/nix/store`) with the computation of source, text and
+//!   fixed-output store paths, and [`ContentAddress`].
+//! - [`nar`]: streaming NAR reader ([`nar::NarReader`], [`nar::read_nar`]
+//!   with a [`nar::NarVisitor`]), writer ([`nar::NarWriter`]), NAR hashing
+//!   wrappers and [`nar::dump_path`] for local trees.
+//! - [`narinfo`]: [`NarInfo`] parsing, serialisation, fingerprints, signing
+//!   and verification.
+//! - [`signing`]: Ed25519 keys and signatures in Nix's textual formats.
+
+pub mod hash;
+pub mod nar;
+pub mod narinfo;
+pub mod nixbase32;
+pub mod signing;
+pub mod store_path;
+
+pub use hash::{HashAlgo, HashError, NixHash};
+pub use narinfo::{NarInfo, NarInfoError};
+pub use signing::{PublicKey, SecretKey, Signature, SigningError};
+pub use store_path::{ContentAddress, FileIngestionMethod, StoreDir, StorePath, StorePathError};
