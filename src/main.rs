@@ -29,6 +29,13 @@ enum Command {
     Cat(commands::cat::CatArgs),
     /// List a stored directory.
     Ls(commands::ls::LsArgs),
+    /// Add files or trees as store paths (as `nix-store --add`); prints the store paths.
+    Add(commands::add::AddArgs),
+    /// NAR export and import.
+    #[command(subcommand)]
+    Nar(commands::nar::NarCommand),
+    /// Show what the store knows about store paths (as `nix path-info`).
+    PathInfo(commands::path_info::PathInfoArgs),
     /// Operations on the store as a whole.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -36,7 +43,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum StoreCommand {
-    /// Re-check every chunk, chunk map and directory.
+    /// Re-check every chunk, chunk map and directory, and every store path's NAR hash.
     Verify,
 }
 
@@ -66,14 +73,34 @@ fn main() -> ExitCode {
             Command::Export(args) => commands::export::run(&location, args).await,
             Command::Cat(args) => commands::cat::run(&location, args).await,
             Command::Ls(args) => commands::ls::run(&location, args).await,
+            Command::Add(args) => commands::add::run(&location, args).await,
+            Command::Nar(command) => commands::nar::run(&location, command).await,
+            Command::PathInfo(args) => commands::path_info::run(&location, args).await,
             Command::Store(StoreCommand::Verify) => commands::verify::run(&location).await,
         }
     });
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each cause once: errors that already print
+/// their source are not followed by it again.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }

@@ -18,15 +18,28 @@
 //! - [`narinfo`]: [`NarInfo`] parsing, serialisation, fingerprints, signing
 //!   and verification.
 //! - [`signing`]: Ed25519 keys and signatures in Nix's textual formats.
+//!
+//! On top of castore:
+//! - [`path_info`]: [`PathInfo`], a store path's root node, references,
+//!   NAR hash and size, signatures, deriver and content address;
+//! - [`service`]: [`PathInfoService`] with memory and sqlite backends;
+//! - [`ingest`]: NAR -> castore, streaming, NAR hash computed on the way;
+//! - [`render`]: castore -> NAR with a sliding window of chunk fetches.
 
 pub mod hash;
+pub mod ingest;
 pub mod nar;
 pub mod narinfo;
 pub mod nixbase32;
+pub mod path_info;
+pub mod render;
+pub mod service;
 pub mod signing;
 pub mod store_path;
 
 pub use hash::{HashAlgo, HashError, NixHash};
 pub use narinfo::{NarInfo, NarInfoError};
+pub use path_info::PathInfo;
+pub use service::{PathInfoError, PathInfoService};
 pub use signing::{PublicKey, SecretKey, Signature, SigningError};
 pub use store_path::{ContentAddress, FileIngestionMethod, StoreDir, StorePath, StorePathError};

@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
+pub mod add;
 pub mod cat;
 pub mod export;
 pub mod import;
 pub mod ls;
+pub mod nar;
+pub mod path_info;
 pub mod verify;
 
 use anyhow::Context;
