@@ -47,6 +47,30 @@
 //! retry rule after empty matches, which is what `builtins.split` iterates.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A small multiplicative hasher for memo keys (which are trusted integers).
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+type MemoMap = HashMap<(u32, u32, u64), u32, BuildHasherDefault<KeyHasher>>;
 
 /// Largest accepted bound in a counted repetition `{m,n}`.
 pub const MAX_REPEAT: u32 = 1000;
@@ -1181,7 +1205,7 @@ struct Exec<'r, 'i> {
     counts: bool,
     dense: Vec<u32>,
     dense_positions: usize,
-    sparse: HashMap<(u32, u32, u64), u32>,
+    sparse: MemoMap,
     counted: usize,
     entries: usize,
     stack: Vec<Frame>,
@@ -1216,7 +1240,7 @@ impl<'r, 'i> Exec<'r, 'i> {
             counts: true,
             dense: Vec::new(),
             dense_positions: (DENSE_LIMIT / ndec).max(1),
-            sparse: HashMap::new(),
+            sparse: MemoMap::default(),
             counted: 0,
             entries: 0,
             stack: Vec::new(),
