@@ -81,9 +81,10 @@ const MAX_DEPTH: usize = 200;
 /// Dense memo entries allocated at most per evaluation; further entries go
 /// to a hash map.
 const DENSE_LIMIT: usize = 1 << 22;
-/// Memo entries keyed by non-zero loop counts before the count refinement is
-/// dropped.
-const COUNT_BUDGET: usize = 1 << 20;
+/// Memo entries keyed by non-zero loop counts allowed per branching state and
+/// input position (plus a constant) before the count refinement is dropped.
+const COUNT_BUDGET_FACTOR: usize = 8;
+const COUNT_BUDGET_BASE: usize = 4096;
 
 /// An error in a regular expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1207,6 +1208,7 @@ struct Exec<'r, 'i> {
     dense_positions: usize,
     sparse: MemoMap,
     counted: usize,
+    count_budget: usize,
     entries: usize,
     stack: Vec<Frame>,
 }
@@ -1242,6 +1244,10 @@ impl<'r, 'i> Exec<'r, 'i> {
             dense_positions: (DENSE_LIMIT / ndec).max(1),
             sparse: MemoMap::default(),
             counted: 0,
+            count_budget: COUNT_BUDGET_FACTOR
+                .saturating_mul(ndec)
+                .saturating_mul(input.len().saturating_sub(base) + 1)
+                .saturating_add(COUNT_BUDGET_BASE),
             entries: 0,
             stack: Vec::new(),
         }
@@ -1446,7 +1452,7 @@ impl<'r, 'i> Exec<'r, 'i> {
                         Step::Val(v) => ret = v,
                         Step::Dec(d, p, c) => match self.memo_get(d, p, c) {
                             UNKNOWN => {
-                                if self.counts && self.counted > COUNT_BUDGET {
+                                if self.counts && self.counted > self.count_budget {
                                     return None;
                                 }
                                 self.memo_set(d, p, c, BUSY);
