@@ -1,8 +1,10 @@
 //! Differential test against `nix-instantiate` (C++ Nix with libstdc++'s
 //! `std::regex`), run when the binary is on `PATH`.
 //!
-//! `CAIRN_REGEX_ORACLE_CASES` overrides the number of random cases and
-//! `CAIRN_REGEX_ORACLE_SEED` the seed.
+//! `CAIRN_REGEX_ORACLE_CASES` overrides the number of random cases,
+//! `CAIRN_REGEX_ORACLE_SEED` the seed, `CAIRN_REGEX_ORACLE_DEPTH` the group
+//! nesting of generated patterns and `CAIRN_REGEX_ORACLE_LEN` the longest
+//! generated input.
 
 use cairn_eval::posix_regex::Regex;
 use serde_json::{Value, json};
@@ -76,8 +78,8 @@ fn gen_alt(r: &mut Rng, depth: u32, out: &mut String) {
     }
 }
 
-fn gen_input(r: &mut Rng) -> String {
-    let len = r.below(8);
+fn gen_input(r: &mut Rng, max_len: u64) -> String {
+    let len = r.below(max_len + 1);
     (0..len)
         .map(|_| ['a', 'b', 'a', 'c', ']', '.'][r.below(6) as usize])
         .collect()
@@ -195,6 +197,10 @@ fn random_cases_agree_with_nix() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2);
+    let max_len: u64 = std::env::var("CAIRN_REGEX_ORACLE_LEN")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
     let mut r = Rng(seed | 1);
     let mut cases = Vec::new();
     while cases.len() < n {
@@ -204,7 +210,7 @@ fn random_cases_agree_with_nix() {
             continue;
         }
         for _ in 0..3 {
-            cases.push((p.clone(), gen_input(&mut r)));
+            cases.push((p.clone(), gen_input(&mut r, max_len)));
         }
     }
     let expected = run_nix(&cases);
