@@ -464,4 +464,17 @@ proptest! {
             let _ = re.split_matches(input.as_bytes());
         }
     }
+
+    #[test]
+    fn full_match_implies_search_at_zero(
+        pattern in "[ab.()|*+?^$]{0,12}",
+        input in "[ab]{0,10}",
+    ) {
+        if let Ok(re) = Regex::new(pattern.as_bytes())
+            && re.full_match(input.as_bytes()).is_some()
+        {
+            let found = re.search(input.as_bytes(), 0);
+            prop_assert!(matches!(found, Some(ref s) if matches!(s[0], Some((0, _)))));
+        }
+    }
 }
