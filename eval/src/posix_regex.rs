@@ -762,9 +762,14 @@ struct Prog {
     sets: Vec<[bool; 256]>,
     /// Per state: the tracked repetitions whose counts can matter there.
     masks: Vec<u64>,
-    /// Per state: index among the branching states (for the dense memo).
+    /// Per branching state: its offset in a row of the dense memo.
     dec: Vec<u32>,
-    ndec: usize,
+    /// Per branching state: the tracked repetitions in its mask when there
+    /// are at most two (`(n, first, second)`), whose count combinations get
+    /// dense memo cells; `n > 2` leaves non-zero counts to the hash map.
+    dslots: Vec<(u8, u8, u8)>,
+    /// Dense memo cells per input position.
+    row: usize,
     start: u32,
 }
 
@@ -960,11 +965,23 @@ fn build(node: &Node) -> Result<Prog, RegexError> {
     let body = c.compile(node, end)?;
     let start = c.push(Inst::Save(0, body))?;
     let mut dec = vec![u32::MAX; c.insts.len()];
-    let mut ndec = 0usize;
+    let mut dslots = vec![(0u8, 0u8, 0u8); c.insts.len()];
+    let mut row = 0usize;
     for (i, inst) in c.insts.iter().enumerate() {
         if matches!(inst, Inst::Alt(..) | Inst::Repeat { .. }) {
-            dec[i] = u32::try_from(ndec).map_err(|_| RegexError::TooLarge)?;
-            ndec += 1;
+            dec[i] = u32::try_from(row).map_err(|_| RegexError::TooLarge)?;
+            let mask = c.masks.get(i).copied().unwrap_or(0);
+            let slots: Vec<u8> = (0..MAX_SLOTS)
+                .filter(|s| mask & (3u64 << (2 * u32::from(*s))) != 0)
+                .collect();
+            let (n, width) = match slots.as_slice() {
+                [] => ((0, 0, 0), 1),
+                [a] => ((1, *a, 0), 3),
+                [a, b] => ((2, *a, *b), 9),
+                _ => ((3, 0, 0), 1),
+            };
+            dslots[i] = n;
+            row += width;
         }
     }
     Ok(Prog {
@@ -972,7 +989,8 @@ fn build(node: &Node) -> Result<Prog, RegexError> {
         sets: c.sets,
         masks: c.masks,
         dec,
-        ndec,
+        dslots,
+        row,
         start,
     })
 }
@@ -1232,7 +1250,7 @@ fn slot_set(counts: u64, slot: u8, v: u64) -> u64 {
 
 impl<'r, 'i> Exec<'r, 'i> {
     fn new(re: &'r Regex, input: &'i [u8], base: usize, mode: Mode) -> Self {
-        let ndec = re.prog.ndec.max(1);
+        let ndec = re.prog.row.max(1);
         Exec {
             prog: &re.prog,
             groups: re.groups,
@@ -1348,19 +1366,25 @@ impl<'r, 'i> Exec<'r, 'i> {
         }
     }
 
-    fn dense_index(&self, n: u32, pos: u32) -> Option<usize> {
+    /// The dense memo cell of a key, if it has one.
+    fn dense_index(&self, n: u32, pos: u32, counts: u64) -> Option<usize> {
         let rel = (pos as usize).checked_sub(self.base)?;
         if rel >= self.dense_positions {
             return None;
         }
         let d = *self.prog.dec.get(n as usize)? as usize;
-        Some(rel * self.prog.ndec + d)
+        let (k, a, b) = *self.prog.dslots.get(n as usize)?;
+        let code = match k {
+            1 => slot_count(counts, a),
+            2 => slot_count(counts, a) + 3 * slot_count(counts, b),
+            _ if counts == 0 => 0,
+            _ => return None,
+        };
+        Some(rel * self.prog.row + d + code as usize)
     }
 
     fn memo_get(&self, n: u32, pos: u32, counts: u64) -> u32 {
-        if counts == 0
-            && let Some(i) = self.dense_index(n, pos)
-        {
+        if let Some(i) = self.dense_index(n, pos, counts) {
             return self.dense.get(i).copied().unwrap_or(UNKNOWN);
         }
         self.sparse
@@ -1370,12 +1394,10 @@ impl<'r, 'i> Exec<'r, 'i> {
     }
 
     fn memo_set(&mut self, n: u32, pos: u32, counts: u64, v: u32) {
-        if counts == 0
-            && let Some(i) = self.dense_index(n, pos)
-        {
+        if let Some(i) = self.dense_index(n, pos, counts) {
             if i >= self.dense.len() {
                 let want = (i + 1).max(self.dense.len() * 2).max(64);
-                let cap = self.dense_positions.saturating_mul(self.prog.ndec);
+                let cap = self.dense_positions.saturating_mul(self.prog.row);
                 self.dense.resize(want.min(cap).max(i + 1), UNKNOWN);
             }
             if let Some(x) = self.dense.get_mut(i) {
