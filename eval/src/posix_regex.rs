@@ -756,7 +756,7 @@ enum Inst {
     Accept,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Prog {
     insts: Vec<Inst>,
     sets: Vec<[bool; 256]>,
@@ -1043,7 +1043,7 @@ fn first_bytes(prog: &Prog) -> Option<[bool; 256]> {
 
 /// A compiled POSIX extended regular expression (see the module
 /// documentation for the dialect and semantics).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Regex {
     prog: Prog,
     groups: usize,
@@ -1094,10 +1094,14 @@ impl Regex {
         exec.run_at(0)
     }
 
-    /// `builtins.split`'s search: the first match at or after byte offset
-    /// `start` (leftmost, then the longest explored), in the same format as
-    /// [`Regex::full_match`].  `^` only matches at offset 0 of `input` and
-    /// `$` only at its end.
+    /// `regex_search` as `builtins.split` uses it: the first match at or
+    /// after byte offset `start` (leftmost, then the longest explored), in
+    /// the same format as [`Regex::full_match`].  `^` only matches at offset
+    /// 0 of `input` and `$` only at its end.
+    ///
+    /// To enumerate all matches the way `builtins.split` does, prefer
+    /// [`Regex::split_matches`], which also applies the iterator's retry
+    /// rule after empty matches.
     pub fn search(&self, input: &[u8], start: usize) -> Option<Spans> {
         self.search_with(input, start, false)
     }
