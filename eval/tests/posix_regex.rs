@@ -574,3 +574,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn utf8_input_is_bytes_like_nix() {
+    // Nix 2.8: match "[^a]+" "é" => [ ]; match "(.)(.)" "é" => two halves;
+    // match "[à-é]+" "éàè" => [ ]; match "[[:alpha:]]+" "é" => null;
+    // "[a-é]" is invalid; split "é" "aébéc" => [ "a" [ ] "b" [ ] "c" ].
+    let re = |p: &str| Regex::new(p.as_bytes());
+    assert!(
+        re("[^a]+")
+            .expect("valid")
+            .full_match("é".as_bytes())
+            .is_some()
+    );
+    assert_eq!(
+        re("(.)(.)").expect("valid").full_match("é".as_bytes()),
+        Some(vec![Some((0, 2)), Some((0, 1)), Some((1, 2))])
+    );
+    assert!(
+        re("[à-é]+")
+            .expect("valid")
+            .full_match("éàè".as_bytes())
+            .is_some()
+    );
+    assert!(
+        re("[[:alpha:]]+")
+            .expect("valid")
+            .full_match("é".as_bytes())
+            .is_none()
+    );
+    assert!(re("[a-é]").is_err());
+    let split = re("é").expect("valid");
+    assert_eq!(
+        split_json(&split, "aébéc".as_bytes()),
+        serde_json::json!(["a", [], "b", [], "c"])
+    );
+}
