@@ -610,3 +610,19 @@ fn utf8_input_is_bytes_like_nix() {
         serde_json::json!(["a", [], "b", [], "c"])
     );
 }
+
+#[test]
+fn deep_nesting_is_bounded() {
+    let p = format!("{}a{}", "(".repeat(150), ")**".repeat(150));
+    let re = Regex::new(p.as_bytes()).expect("within the nesting limit");
+    assert!(re.full_match(b"aaaa").is_some());
+    let p = format!("{}a{}", "(|".repeat(150), ")".repeat(150));
+    assert!(
+        Regex::new(p.as_bytes())
+            .expect("valid")
+            .full_match(b"a")
+            .is_some()
+    );
+    let p = format!("{}a{}", "(".repeat(300), ")".repeat(300));
+    assert!(matches!(Regex::new(p.as_bytes()), Err(RegexError::TooDeep)));
+}
