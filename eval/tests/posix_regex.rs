@@ -365,6 +365,61 @@ const NIX_ERRORS: &[&str] = &[
     "+",
     "?",
     "{1}",
+    "[[:alpha:]-z]",
+    "[a-[:alpha:]]",
+    "[[.a.]-[.c.]]",
+    "[a-[.c.]]",
+    "[a--]",
+    "a{ 1}",
+    "a{1 }",
+    "{",
+    "a{}",
+    "a{,}",
+    "[[=a=]-z]",
+    "[[:alpha]]",
+    "[[:alpha:]",
+    "a\\",
+];
+
+/// Edge-case patterns Nix 2.8 accepts, with whether they match "".
+const NIX_VALID: &[(&str, bool)] = &[
+    ("[a-a]", false),
+    ("[]-a]", false),
+    ("[^-]", false),
+    ("[[]", false),
+    ("[a[]", false),
+    ("[[.a.]-c]", false),
+    ("[--]", false),
+    ("[---]", false),
+    ("[!--]", false),
+    ("[-a-]", false),
+    ("[]]", false),
+    ("[]-]", false),
+    ("[a-z-]", false),
+    ("a{0,0}", true),
+    ("a{00}", true),
+    ("a{01,02}", false),
+    ("()*", true),
+    ("(|)", true),
+    ("(()|)+", true),
+    ("a||b", true),
+    ("|", true),
+    ("^^", true),
+    ("$$", true),
+    ("^$", true),
+    ("a^", false),
+    ("$a", false),
+    ("x(^a|b)", false),
+    ("[[:digit:]-]", false),
+    ("[[.space.]]", false),
+    ("[[=hyphen=]]", false),
+    ("[\\]", false),
+    ("\\(", false),
+    ("\\{1}", false),
+    ("a+*", true),
+    ("a?+", true),
+    ("a*?", true),
+    ("a{2}*", true),
 ];
 
 fn groups_json(input: &[u8], spans: &[Option<(usize, usize)>]) -> Value {
@@ -432,6 +487,14 @@ fn rejects_what_nix_rejects() {
             Regex::new(pattern.as_bytes()).is_err(),
             "{pattern:?} should be rejected"
         );
+    }
+}
+
+#[test]
+fn accepts_what_nix_accepts() {
+    for (pattern, matches_empty) in NIX_VALID {
+        let re = Regex::new(pattern.as_bytes()).unwrap_or_else(|e| panic!("{pattern:?}: {e}"));
+        assert_eq!(re.full_match(b"").is_some(), *matches_empty, "{pattern:?}");
     }
 }
 
