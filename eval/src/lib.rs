@@ -1,1 +1,3 @@
 //! cairn-eval: the Nix language evaluator.
+
+pub mod posix_regex;
