@@ -109,16 +109,39 @@ impl ScanTree {
     }
 }
 
-/// Walks `paths` and checks every entry, without writing anything.
+/// Walks `paths` and checks every entry, without writing anything. The
+/// directory walk is sequential (it reads the entry types from the
+/// directory listings); the per-file checks run on all cores.
 pub fn scan(paths: &[PathBuf]) -> Result<ScanTree, ImportError> {
     let mut tree = ScanTree {
         nodes: Vec::new(),
         roots: Vec::new(),
         total_bytes: 0,
     };
+    let mut files = Vec::new();
     for path in paths {
-        let root = scan_one(&mut tree, path, 0)?;
+        let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
+        let root = scan_one(&mut tree, &mut files, path, meta.file_type(), 0)?;
         tree.roots.push(root);
+    }
+    let checked: Vec<(usize, u64, bool)> = files
+        .par_iter()
+        .map(|&index| {
+            let Scanned::File { path, .. } = &tree.nodes[index] else {
+                return Err(ImportError::Cancelled);
+            };
+            check_file(path).map(|(size, executable)| (index, size, executable))
+        })
+        .collect::<Result<_, _>>()?;
+    for (index, file_size, file_executable) in checked {
+        if let Scanned::File {
+            size, executable, ..
+        } = &mut tree.nodes[index]
+        {
+            *size = file_size;
+            *executable = file_executable;
+            tree.total_bytes += file_size;
+        }
     }
     Ok(tree)
 }
@@ -130,9 +153,45 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
     }
 }
 
-fn scan_one(tree: &mut ScanTree, path: &Path, depth: usize) -> Result<usize, ImportError> {
+/// Size and executable bit of a regular file, and whether it can be read
+/// (checked now, so nothing is written for an import that would fail).
+fn check_file(path: &Path) -> Result<(u64, bool), ImportError> {
     let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
-    let ft = meta.file_type();
+    if !meta.file_type().is_file() {
+        return Err(ImportError::Changed {
+            path: path.to_path_buf(),
+        });
+    }
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| ImportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other("path contains NUL"),
+        })?;
+    // SAFETY: c_path is a valid NUL-terminated string for the call's duration.
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::R_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    if rc != 0 {
+        return Err(ImportError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok((meta.len(), meta.permissions().mode() & 0o100 != 0))
+}
+
+fn scan_one(
+    tree: &mut ScanTree,
+    files: &mut Vec<usize>,
+    path: &Path,
+    ft: std::fs::FileType,
+    depth: usize,
+) -> Result<usize, ImportError> {
     let node = if ft.is_symlink() {
         let target = std::fs::read_link(path).map_err(io_err(path))?;
         let target = SymlinkTarget::new(Bytes::copy_from_slice(target.as_os_str().as_bytes()))
@@ -142,13 +201,11 @@ fn scan_one(tree: &mut ScanTree, path: &Path, depth: usize) -> Result<usize, Imp
             })?;
         Scanned::Symlink(target)
     } else if ft.is_file() {
-        // Opening now reports unreadable files before anything is written.
-        File::open(path).map_err(io_err(path))?;
-        tree.total_bytes += meta.len();
+        files.push(tree.nodes.len());
         Scanned::File {
             path: path.to_path_buf(),
-            size: meta.len(),
-            executable: meta.permissions().mode() & 0o100 != 0,
+            size: 0,
+            executable: false,
         }
     } else if ft.is_dir() {
         let mut entries = Vec::new();
@@ -161,12 +218,13 @@ fn scan_one(tree: &mut ScanTree, path: &Path, depth: usize) -> Result<usize, Imp
                     source,
                 },
             )?;
-            entries.push((name, child));
+            let child_type = entry.file_type().map_err(io_err(&child))?;
+            entries.push((name, child, child_type));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let mut children = Vec::with_capacity(entries.len());
-        for (name, child) in entries {
-            let index = scan_one(tree, &child, depth + 1)?;
+        for (name, child, child_type) in entries {
+            let index = scan_one(tree, files, &child, child_type, depth + 1)?;
             children.push((name, index));
         }
         Scanned::Dir {
