@@ -8,8 +8,9 @@ use std::io::Read;
 use std::time::Instant;
 
 use cairn_bench::{cpu_seconds, generate_tree, list_files, print_table};
-use cairn_castore::CaStore;
+use cairn_castore::backends::{LocalStore, LocalStoreOptions};
 use cairn_castore::import::{ImportOptions, import_paths};
+use cairn_castore::{CaStore, ChunkerConfig};
 use rayon::prelude::*;
 
 fn hash_all(files: &[std::path::PathBuf]) -> u64 {
@@ -45,9 +46,25 @@ fn main() -> anyhow::Result<()> {
     let tmp = tempfile::Builder::new()
         .prefix("cairn-bench-import")
         .tempdir_in(std::env::var_os("CAIRN_BENCH_DIR").unwrap_or_else(|| "/var/tmp".into()))?;
-    let tree = tmp.path().join("tree");
-    eprintln!("generating {small} small files and {large} x {large_mib} MiB ...");
-    let stats = generate_tree(&tree, small, large, large_mib << 20)?;
+    // CAIRN_BENCH_TREE names a directory to generate the tree in (kept, and
+    // reused when it exists) instead of a temporary one.
+    let kept = std::env::var_os("CAIRN_BENCH_TREE").map(std::path::PathBuf::from);
+    let tree = kept.clone().unwrap_or_else(|| tmp.path().join("tree"));
+    let stats = if kept.is_some() && tree.exists() {
+        let files = list_files(&tree);
+        let bytes = files
+            .iter()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        cairn_bench::TreeStats {
+            files: files.len(),
+            bytes,
+        }
+    } else {
+        eprintln!("generating {small} small files and {large} x {large_mib} MiB ...");
+        generate_tree(&tree, small, large, large_mib << 20)?
+    };
     let files = list_files(&tree);
     let mib = stats.bytes as f64 / (1 << 20) as f64;
 
@@ -66,19 +83,29 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut import_best = f64::MAX;
-    let mut import_cpu = f64::MAX;
-    for run in 0..2 {
-        let store_dir = tmp.path().join(format!("store-{run}"));
-        let store = CaStore::local(&store_dir)?;
-        let (t, c) = (Instant::now(), cpu_seconds());
-        rt.block_on(import_paths(
-            &store,
-            &[tree.clone()],
-            ImportOptions::default(),
-        ))?;
-        import_best = import_best.min(t.elapsed().as_secs_f64());
-        import_cpu = import_cpu.min(cpu_seconds() - c);
+    let mut results = Vec::new();
+    for compress in [true, false] {
+        let mut best = f64::MAX;
+        let mut best_cpu = f64::MAX;
+        for run in 0..2 {
+            let store_dir = tmp.path().join(format!("store-{compress}-{run}"));
+            let local = std::sync::Arc::new(LocalStore::open_with(
+                &store_dir,
+                LocalStoreOptions { compress },
+            )?);
+            let store = CaStore::new(local.clone(), local, ChunkerConfig::default());
+            let (t, c) = (Instant::now(), cpu_seconds());
+            rt.block_on(import_paths(
+                &store,
+                &[tree.clone()],
+                ImportOptions::default(),
+            ))?;
+            best = best.min(t.elapsed().as_secs_f64());
+            best_cpu = best_cpu.min(cpu_seconds() - c);
+            drop(store);
+            let _ = std::fs::remove_dir_all(&store_dir);
+        }
+        results.push((compress, best, best_cpu));
     }
 
     println!("(ratio = baseline time / cairn time: 1.00 is as fast as reading and hashing alone)");
@@ -90,24 +117,33 @@ fn main() -> anyhow::Result<()> {
     );
     print_table(
         &["what", "wall s", "MB/s", "ratio", "CPU s", "CPU ratio"],
-        &[
+        &[vec![
+            "read + BLAKE3, all cores (baseline)".into(),
+            format!("{baseline:.2}"),
+            format!("{:.0}", stats.bytes as f64 / 1e6 / baseline),
+            "1.00".into(),
+            format!("{baseline_cpu:.2}"),
+            "1.00".into(),
+        ]]
+        .into_iter()
+        .chain(results.iter().map(|(compress, wall, cpu)| {
             vec![
-                "read + BLAKE3, all cores (baseline)".into(),
-                format!("{baseline:.2}"),
-                format!("{:.0}", stats.bytes as f64 / 1e6 / baseline),
-                "1.00".into(),
-                format!("{baseline_cpu:.2}"),
-                "1.00".into(),
-            ],
-            vec![
-                "cairn import into a fresh local store".into(),
-                format!("{import_best:.2}"),
-                format!("{:.0}", stats.bytes as f64 / 1e6 / import_best),
-                format!("{:.2}", baseline / import_best),
-                format!("{import_cpu:.2}"),
-                format!("{:.2}", baseline_cpu / import_cpu),
-            ],
-        ],
+                format!(
+                    "cairn import, fresh local store{}",
+                    if *compress {
+                        " (zstd, default)"
+                    } else {
+                        " (no compression)"
+                    }
+                ),
+                format!("{wall:.2}"),
+                format!("{:.0}", stats.bytes as f64 / 1e6 / wall),
+                format!("{:.2}", baseline / wall),
+                format!("{cpu:.2}"),
+                format!("{:.2}", baseline_cpu / cpu),
+            ]
+        }))
+        .collect::<Vec<_>>(),
     );
     Ok(())
 }

@@ -117,8 +117,22 @@ struct OpenPack {
     len: u64,
 }
 
+/// Options of a [`LocalStore`].
+#[derive(Debug, Clone, Copy)]
+pub struct LocalStoreOptions {
+    /// zstd-compress chunks where that saves at least 1/16 (default on).
+    pub compress: bool,
+}
+
+impl Default for LocalStoreOptions {
+    fn default() -> Self {
+        LocalStoreOptions { compress: true }
+    }
+}
+
 /// The embedded local store. Implements every castore service.
 pub struct LocalStore {
+    options: LocalStoreOptions,
     root: PathBuf,
     index_path: PathBuf,
     readers: Mutex<Vec<Connection>>,
@@ -131,6 +145,14 @@ pub struct LocalStore {
 impl LocalStore {
     /// Opens (creating if needed) the store under `root`.
     pub fn open(root: impl AsRef<Path>) -> Result<LocalStore, LocalStoreError> {
+        LocalStore::open_with(root, LocalStoreOptions::default())
+    }
+
+    /// [`LocalStore::open`] with options.
+    pub fn open_with(
+        root: impl AsRef<Path>,
+        options: LocalStoreOptions,
+    ) -> Result<LocalStore, LocalStoreError> {
         let root = root.as_ref().to_path_buf();
         let packs = root.join("packs");
         std::fs::create_dir_all(&packs).map_err(|source| LocalStoreError::Io {
@@ -159,6 +181,7 @@ impl LocalStore {
                 source,
             })?;
         Ok(LocalStore {
+            options,
             root,
             index_path,
             readers: Mutex::new(vec![conn]),
@@ -526,7 +549,11 @@ impl ChunkService for LocalStore {
                 std::io::Error::other("chunk too large"),
             ))
         })?;
-        let compressed = maybe_compress(&data);
+        let compressed = if self.options.compress {
+            maybe_compress(&data)
+        } else {
+            None
+        };
         let stored: &[u8] = compressed.as_deref().unwrap_or(&data);
         let (pack, file, offset) = self.reserve(stored.len() as u64).map_err(be)?;
         file.write_all_at(stored, offset)

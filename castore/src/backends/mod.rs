@@ -3,5 +3,5 @@
 pub mod local;
 pub mod memory;
 
-pub use local::{LocalStore, LocalStoreError};
+pub use local::{LocalStore, LocalStoreError, LocalStoreOptions};
 pub use memory::MemoryStore;
