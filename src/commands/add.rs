@@ -36,9 +36,14 @@ pub async fn ingest_path(store: &Store, path: &Path) -> anyhow::Result<IngestedN
     Ok(ingested?)
 }
 
+/// The store path name of `path`: its last component, as Nix takes it
+/// (a symlink's own name, not its target's); `.` and `..` are resolved.
 fn store_name(path: &Path) -> anyhow::Result<String> {
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let name = canonical
+    let resolved = match path.file_name() {
+        Some(_) => path.to_path_buf(),
+        None => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+    };
+    let name = resolved
         .file_name()
         .and_then(|n| n.to_str())
         .with_context(|| format!("{} has no usable file name", path.display()))?;
