@@ -139,6 +139,10 @@ pub struct LocalStore {
     pack_files: RwLock<HashMap<i64, Arc<File>>>,
     current_pack: Mutex<Option<OpenPack>>,
     written_packs: Mutex<Vec<i64>>,
+    /// Index entries seen by this process. Entries never change once
+    /// committed, so this only saves lookups; misses go to the index, where
+    /// other processes' writes are visible.
+    entries: moka::sync::Cache<Digest, ChunkEntry>,
     committer: Mutex<mpsc::Sender<(IndexWrite, Ack)>>,
 }
 
@@ -188,6 +192,7 @@ impl LocalStore {
             pack_files: RwLock::new(HashMap::new()),
             current_pack: Mutex::new(None),
             written_packs: Mutex::new(Vec::new()),
+            entries: moka::sync::Cache::new(1 << 20),
             committer: Mutex::new(tx),
         })
     }
@@ -277,6 +282,20 @@ impl LocalStore {
     }
 
     fn chunk_entry(&self, digest: &Digest) -> Result<Option<ChunkEntry>, LocalStoreError> {
+        if let Some(entry) = self.entries.get(digest) {
+            return Ok(Some(entry));
+        }
+        let entry = self.chunk_entry_from_index(digest)?;
+        if let Some(entry) = entry {
+            self.entries.insert(*digest, entry);
+        }
+        Ok(entry)
+    }
+
+    fn chunk_entry_from_index(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<ChunkEntry>, LocalStoreError> {
         self.with_reader(|conn| {
             conn.prepare_cached(
                 "SELECT pack, offset, stored_len, size, compressed FROM chunks WHERE digest = ?1",
@@ -310,7 +329,7 @@ impl LocalStore {
                 )
             })?;
         let data = if entry.compressed {
-            zstd::bulk::decompress(&stored, entry.size as usize).map_err(|e| {
+            decompress(&stored, entry.size as usize).map_err(|e| {
                 ChunkError::Backend(LocalStoreError::Decompress(*digest, e).backend())
             })?
         } else {
@@ -364,6 +383,7 @@ impl LocalStore {
     }
 }
 
+#[derive(Clone, Copy)]
 struct ChunkEntry {
     pack: i64,
     offset: u64,
@@ -505,6 +525,19 @@ thread_local! {
         std::cell::RefCell::new(zstd::bulk::Compressor::new(1).ok());
 }
 
+thread_local! {
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+}
+
+/// Decompresses with this thread's reused context.
+fn decompress(stored: &[u8], size: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| match d.borrow_mut().as_mut() {
+        Some(d) => d.decompress(stored, size),
+        None => zstd::bulk::decompress(stored, size),
+    })
+}
+
 /// zstd level 1 when it saves at least 1/16; a 4 KiB probe first.
 fn maybe_compress(data: &[u8]) -> Option<Vec<u8>> {
     const PROBE: usize = 4096;
@@ -558,16 +591,26 @@ impl ChunkService for LocalStore {
         let (pack, file, offset) = self.reserve(stored.len() as u64).map_err(be)?;
         file.write_all_at(stored, offset)
             .map_err(|source| be(LocalStoreError::Pack { pack, source }))?;
-        self.commit(IndexWrite::Chunk {
-            digest,
+        let entry = ChunkEntry {
             pack,
             offset,
             stored_len: stored.len() as u32,
             size,
             compressed: compressed.is_some(),
+        };
+        self.commit(IndexWrite::Chunk {
+            digest,
+            pack,
+            offset,
+            stored_len: entry.stored_len,
+            size,
+            compressed: entry.compressed,
         })
         .await
-        .map_err(be)
+        .map_err(be)?;
+        // Only once committed: a failed commit must not leave a cached entry.
+        self.entries.insert(digest, entry);
+        Ok(())
     }
 
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, ChunkError> {

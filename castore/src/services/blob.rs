@@ -146,17 +146,16 @@ pub trait BlobService: Send + Sync + 'static {
         if *blob == Digest::empty() {
             return Ok(Some(ChunkMap::default()));
         }
-        if let Some(map) = self.stored_chunk_map(blob).await? {
-            return Ok(Some(map));
-        }
-        match self.chunks().size(blob).await? {
-            Some(size) => Ok(Some(ChunkMap::new(vec![ChunkRef {
+        // A chunk with the blob's digest has the blob's bytes: the blob is
+        // that single chunk (most files), whether or not a map exists.
+        if let Some(size) = self.chunks().size(blob).await? {
+            return Ok(Some(ChunkMap::new(vec![ChunkRef {
                 digest: *blob,
                 size: u32::try_from(size)
                     .map_err(|_| BlobError::CorruptMap(*blob, "chunk larger than 4 GiB"))?,
-            }]))),
-            None => Ok(None),
+            }])));
         }
+        self.stored_chunk_map(blob).await
     }
 
     async fn has(&self, blob: &Digest) -> Result<bool, BlobError> {
