@@ -110,6 +110,17 @@ pub struct CairnFs {
     handles: Mutex<HashMap<u64, OpenHandle>>,
     next_handle: AtomicU64,
     runtime: Handle,
+    reads: AtomicU64,
+    read_bytes: AtomicU64,
+}
+
+/// Counters of the requests served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsStats {
+    /// Read requests answered with data.
+    pub reads: u64,
+    /// Bytes returned by those reads.
+    pub read_bytes: u64,
 }
 
 fn attr_of(ino: u64, node: &Node) -> Attr {
@@ -188,6 +199,8 @@ impl CairnFs {
             handles: Mutex::new(HashMap::new()),
             next_handle: AtomicU64::new(1),
             runtime,
+            reads: AtomicU64::new(0),
+            read_bytes: AtomicU64::new(0),
         }))
     }
 
@@ -208,6 +221,14 @@ impl CairnFs {
     /// Open files and directories.
     pub fn handle_count(&self) -> usize {
         self.lock_handles().len()
+    }
+
+    /// Requests served so far.
+    pub fn stats(&self) -> FsStats {
+        FsStats {
+            reads: self.reads.load(Ordering::Relaxed),
+            read_bytes: self.read_bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// Bytes in the chunk cache.
@@ -480,6 +501,11 @@ impl CairnFs {
         file.read(&self.chunks, offset, size, self.options.window_bytes)
             .instrument(span)
             .await
+            .inspect(|data| {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                self.read_bytes
+                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+            })
             .inspect_err(|e| {
                 tracing::error!(
                     store_path = %file.store_path,

@@ -17,7 +17,7 @@ pub mod reader;
 pub mod root;
 pub mod slow;
 
-pub use crate::core::{Attr, CairnFs, DIGEST_XATTR, DirEntry, StatFs};
+pub use crate::core::{Attr, CairnFs, DIGEST_XATTR, DirEntry, FsStats, StatFs};
 pub use error::FsError;
 pub use fuse::{MountHandle, MountOptions, Unmounter, mount};
 pub use options::{DEFAULT_WINDOW_BYTES, FsOptions};

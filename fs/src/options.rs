@@ -33,7 +33,7 @@ impl Default for FsOptions {
             window_bytes: DEFAULT_WINDOW_BYTES,
             chunk_cache_bytes: 512 << 20,
             directory_cache_entries: 65_536,
-            prefetch_concurrency: 256,
+            prefetch_concurrency: 512,
             timeout: Duration::from_secs(30),
             list_root: true,
             verify_chunks: false,
