@@ -112,6 +112,7 @@ pub struct CairnFs {
     runtime: Handle,
     reads: AtomicU64,
     read_bytes: AtomicU64,
+    dir_prefetch_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Counters of the requests served.
@@ -165,6 +166,26 @@ fn placeholder_ino(parent: u64, name: &[u8]) -> u64 {
     h.finish() | (1 << 63)
 }
 
+async fn fetch_directory(
+    cache: &moka::future::Cache<Digest, Arc<Directory>>,
+    directories: Arc<dyn DirectoryService>,
+    timeout: std::time::Duration,
+    digest: Digest,
+) -> Result<Arc<Directory>, FsError> {
+    cache
+        .try_get_with(digest, async move {
+            with_timeout("fetching a directory", timeout, async {
+                match directories.get(&digest).await? {
+                    Some(dir) => Ok(Arc::new(dir)),
+                    None => Err(FsError::MissingDirectory(digest)),
+                }
+            })
+            .await
+        })
+        .await
+        .map_err(|e| (*e).clone())
+}
+
 fn lossy(name: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(name)
 }
@@ -201,6 +222,7 @@ impl CairnFs {
             runtime,
             reads: AtomicU64::new(0),
             read_bytes: AtomicU64::new(0),
+            dir_prefetch_slots: Arc::new(tokio::sync::Semaphore::new(16)),
         }))
     }
 
@@ -246,20 +268,35 @@ impl CairnFs {
 
     /// A directory by digest, from the cache or the DirectoryService.
     async fn directory(&self, digest: Digest) -> Result<Arc<Directory>, FsError> {
-        let directories = self.directories.clone();
-        let timeout = self.options.timeout;
-        self.dir_cache
-            .try_get_with(digest, async move {
-                with_timeout("fetching a directory", timeout, async {
-                    match directories.get(&digest).await? {
-                        Some(dir) => Ok(Arc::new(dir)),
-                        None => Err(FsError::MissingDirectory(digest)),
-                    }
-                })
-                .await
-            })
-            .await
-            .map_err(|e| (*e).clone())
+        fetch_directory(
+            &self.dir_cache,
+            self.directories.clone(),
+            self.options.timeout,
+            digest,
+        )
+        .await
+    }
+
+    /// Starts fetching the child directories of `dir` that are not cached
+    /// yet, so that a walk finds them ready.
+    fn prefetch_children(&self, dir: &Directory) {
+        let limit = self.options.directory_prefetch;
+        for (_, digest, _) in dir.child_directories().take(limit) {
+            if self.dir_cache.contains_key(digest) {
+                continue;
+            }
+            let (cache, directories) = (self.dir_cache.clone(), self.directories.clone());
+            let (timeout, digest) = (self.options.timeout, *digest);
+            let slots = self.dir_prefetch_slots.clone();
+            self.runtime.spawn(async move {
+                let Ok(_permit) = slots.acquire_owned().await else {
+                    return;
+                };
+                if let Err(e) = fetch_directory(&cache, directories, timeout, digest).await {
+                    tracing::debug!(directory = %digest, error = %e, "directory prefetch failed");
+                }
+            });
+        }
     }
 
     /// Resolves `name` in directory `parent` and takes one reference to the
@@ -363,6 +400,7 @@ impl CairnFs {
                     let dir = self.directory(digest).await.inspect_err(|e| {
                         tracing::error!(store_path = %store_path, directory = %digest, error = %e, "directory unavailable");
                     })?;
+                    self.prefetch_children(&dir);
                     DirHandle {
                         ino,
                         parent,

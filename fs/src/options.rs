@@ -12,6 +12,9 @@ pub struct FsOptions {
     pub chunk_cache_bytes: u64,
     /// Directories kept in memory (each decoded once, shared by lookups).
     pub directory_cache_entries: u64,
+    /// When a directory is opened, this many of its child directories are
+    /// fetched in the background (0: none).
+    pub directory_prefetch: usize,
     /// Prefetch fetches in flight at most, over all files.
     pub prefetch_concurrency: usize,
     /// A backend request not answered within this gives EIO.
@@ -33,6 +36,7 @@ impl Default for FsOptions {
             window_bytes: DEFAULT_WINDOW_BYTES,
             chunk_cache_bytes: 512 << 20,
             directory_cache_entries: 65_536,
+            directory_prefetch: 64,
             prefetch_concurrency: 512,
             timeout: Duration::from_secs(30),
             list_root: true,

@@ -32,12 +32,15 @@ pub struct ChunkCache {
     runtime: Handle,
 }
 
-/// Runs `fut` with a deadline.
+/// Runs backend request `fut` with a deadline. It first yields once, so a
+/// request polled on a transport thread (see [`crate::fuse`]) moves to the
+/// runtime before touching the backend: only cache hits are answered inline.
 pub(crate) async fn with_timeout<T>(
     op: &'static str,
     timeout: Duration,
     fut: impl Future<Output = Result<T, FsError>>,
 ) -> Result<T, FsError> {
+    tokio::task::yield_now().await;
     match tokio::time::timeout(timeout, fut).await {
         Ok(result) => result,
         Err(_) => Err(FsError::Timeout {
