@@ -509,6 +509,10 @@ impl CairnFs {
                     let map = self.chunks.chunk_map(digest).await.inspect_err(|e| {
                         tracing::error!(store_path = %store_path, blob = %digest, error = %e, "open failed");
                     })?;
+                    // Readers read right after opening: start on the first chunk.
+                    if let Some(first) = map.chunks().first() {
+                        self.chunks.prefetch(digest, *first);
+                    }
                     let file = OpenFile::new(digest, map, store_path);
                     Ok(self.insert_handle(OpenHandle::File(Arc::new(file))))
                 }

@@ -32,15 +32,12 @@ pub struct ChunkCache {
     runtime: Handle,
 }
 
-/// Runs backend request `fut` with a deadline. It first yields once, so a
-/// request polled on a transport thread (see [`crate::fuse`]) moves to the
-/// runtime before touching the backend: only cache hits are answered inline.
+/// Runs backend request `fut` with a deadline.
 pub(crate) async fn with_timeout<T>(
     op: &'static str,
     timeout: Duration,
     fut: impl Future<Output = Result<T, FsError>>,
 ) -> Result<T, FsError> {
-    tokio::task::yield_now().await;
     match tokio::time::timeout(timeout, fut).await {
         Ok(result) => result,
         Err(_) => Err(FsError::Timeout {
@@ -100,6 +97,10 @@ impl ChunkCache {
         let (timeout, verify) = (self.timeout, self.verify);
         self.cache
             .try_get_with(chunk.digest, async move {
+                // Yield first: a read polled on a transport thread (see
+                // `crate::fuse`) moves to the runtime before fetching and
+                // verifying chunk data; only cache hits are answered inline.
+                tokio::task::yield_now().await;
                 with_timeout("fetching a chunk", timeout, async {
                     let data = match fetch_chunk(blobs.as_ref(), blob, chunk).await {
                         Ok(data) => data,
@@ -133,7 +134,7 @@ impl ChunkCache {
     }
 
     /// Starts fetching `chunk` in the background unless it is cached.
-    fn prefetch(self: &Arc<Self>, blob: Digest, chunk: ChunkRef) {
+    pub fn prefetch(self: &Arc<Self>, blob: Digest, chunk: ChunkRef) {
         if self.cache.contains_key(&chunk.digest) {
             return;
         }
