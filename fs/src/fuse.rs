@@ -17,6 +17,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::thread::JoinHandle;
@@ -40,7 +41,9 @@ use crate::{CairnFs, FsError};
 pub struct MountOptions {
     /// Let users other than the mounting one use the mount.
     pub allow_other: bool,
-    /// Have fusermount3 unmount the filesystem if the process dies.
+    /// Have fusermount3 unmount the filesystem if the process dies (needs
+    /// `fusermount3`; without `allow_other` the mount is still limited to
+    /// root and its owner).
     pub auto_unmount: bool,
     /// Threads reading FUSE requests.
     pub threads: usize,
@@ -370,14 +373,16 @@ impl Filesystem for FuseFs {
 }
 
 /// Unmounts a mounted filesystem; cheap to clone and send to another
-/// thread. If files are still open the mount is detached (lazily
-/// unmounted) and, after a grace period, the FUSE connection is aborted so
-/// the session ends.
+/// thread (a signal handler's task). If files are still open the mount is
+/// detached (lazily unmounted) and, after a grace period, the FUSE
+/// connection is aborted, so the session, and [`MountHandle::join`], end.
 #[derive(Clone)]
 pub struct Unmounter {
     inner: Arc<Mutex<SessionUnmounter>>,
     mountpoint: PathBuf,
     connection: Option<u32>,
+    /// Set when the session has ended.
+    finished: Arc<AtomicBool>,
 }
 
 impl Unmounter {
@@ -403,17 +408,40 @@ impl Unmounter {
         };
         // Also lets fusermount3 (auto_unmount) go; unprivileged, it unmounts.
         let theirs = inner.unmount();
-        match (ours, theirs) {
+        let result = match (ours, theirs) {
             (Ok(()), _) | (_, Ok(())) => Ok(()),
             (Err(e), Err(_)) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
             (Err(e), Err(_)) => Err(e.into()),
+        };
+        if result.is_ok() && !self.finished.load(Ordering::Acquire) {
+            // Files still open keep a detached mount alive: end it after a
+            // grace period so the session (and whoever waits on it) ends.
+            let this = self.clone();
+            let _ = std::thread::Builder::new()
+                .name("cairn-unmount".to_owned())
+                .spawn(move || {
+                    let deadline = Instant::now() + UNMOUNT_GRACE;
+                    while !this.finished.load(Ordering::Acquire) {
+                        if Instant::now() >= deadline {
+                            if let Err(e) = this.abort() {
+                                tracing::warn!(error = %e, "could not abort the FUSE connection");
+                            }
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                });
         }
+        result
     }
 
     /// Aborts the FUSE connection: pending and future requests fail and the
     /// session ends even while files are open. Needs fusectl
     /// (`/sys/fs/fuse/connections`), mounted here if missing.
     pub fn abort(&self) -> Result<(), FsError> {
+        if self.finished.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let Some(conn) = self.connection else {
             return Err(std::io::Error::other("FUSE connection number unknown").into());
         };
@@ -462,6 +490,8 @@ impl MountHandle {
             return Ok(());
         };
         match thread.join() {
+            // An aborted connection (see `Unmounter::abort`) is an unmount.
+            Ok(Err(e)) if e.raw_os_error() == Some(libc::ECONNABORTED) => Ok(()),
             Ok(result) => result.map_err(FsError::from),
             Err(_) => Err(std::io::Error::other("FUSE session thread panicked").into()),
         }
@@ -475,16 +505,6 @@ impl MountHandle {
 
     fn unmount_inner(&mut self) -> Result<(), FsError> {
         self.unmounter.unmount()?;
-        let deadline = Instant::now() + UNMOUNT_GRACE;
-        while self.thread.as_ref().is_some_and(|t| !t.is_finished()) {
-            if Instant::now() >= deadline {
-                if let Err(e) = self.unmounter.abort() {
-                    tracing::warn!(error = %e, "could not abort the FUSE connection");
-                }
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
         self.join_inner()
     }
 }
@@ -557,9 +577,15 @@ pub fn mount(
     };
     let mut session = Session::new(fuse, &mountpoint, &config)?;
     let unmounter = session.unmount_callable();
+    let finished = Arc::new(AtomicBool::new(false));
+    let done = finished.clone();
     let thread = std::thread::Builder::new()
         .name("cairn-fuse".to_owned())
-        .spawn(move || session.run())?;
+        .spawn(move || {
+            let result = session.run();
+            done.store(true, Ordering::Release);
+            result
+        })?;
     let device = mount_device(&mountpoint);
     if let (Some(kb), Some((major, minor))) = (options.read_ahead_kb, device) {
         let path = format!("/sys/class/bdi/{major}:{minor}/read_ahead_kb");
@@ -573,6 +599,7 @@ pub fn mount(
             inner: Arc::new(Mutex::new(unmounter)),
             mountpoint,
             connection: device.map(|(_, minor)| minor),
+            finished,
         },
         thread: Some(thread),
     })

@@ -353,3 +353,30 @@ fn unmounting_during_reads_does_not_hang() {
         "still mounted"
     );
 }
+
+#[test]
+fn unmounter_ends_the_session_while_a_file_stays_open() {
+    if !can_mount() {
+        return;
+    }
+    let mut m = mount_with(FsOptions::default());
+    let held = fs::File::open(m.path().join(SINGLE)).expect("open");
+    let mut buf = [0u8; 16];
+    held.read_exact_at(&mut buf, 0).expect("read");
+    let handle = m.handle.take().expect("handle");
+    let unmounter = handle.unmounter();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The foreground pattern: one thread waits on the session, another
+    // (a signal handler) unmounts.
+    std::thread::spawn(move || {
+        let _ = tx.send(handle.join());
+    });
+    unmounter.unmount().expect("unmount");
+    let joined = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("session did not end");
+    joined.expect("session");
+    drop(held);
+    // A second unmount is harmless.
+    unmounter.unmount().expect("second unmount");
+}
