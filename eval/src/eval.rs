@@ -102,6 +102,7 @@ pub struct Syms {
     pub drv_path: Sym,
     pub outputs: Sym,
     pub out: Sym,
+    pub overrides: Sym,
 }
 
 fn stack_addr() -> usize {
@@ -127,6 +128,7 @@ impl Eval {
             drv_path: sym("drvPath"),
             outputs: sym("outputs"),
             out: sym("out"),
+            overrides: sym("__overrides"),
         };
         let mut ev = Eval {
             global: Rc::new(Env {
@@ -489,6 +491,34 @@ impl Eval {
         Ok(v)
     }
 
+    /// Applies `__overrides` of a recursive set: its attributes replace
+    /// (or extend) the set's own, also inside the recursive scope.
+    fn apply_overrides(
+        &mut self,
+        env: &Rc<Env>,
+        entries: &mut Vec<(Sym, Value, Pos)>,
+        idx: usize,
+        pos: Pos,
+    ) -> Result<()> {
+        let ov = entries[idx].1.clone();
+        let ov = self.force_attrs(&ov, pos).trace(
+            || "while evaluating the `__overrides` attribute".to_string(),
+            pos,
+        )?;
+        for (name, v, p) in ov.entries.iter() {
+            match entries.iter().position(|e| e.0 == *name) {
+                Some(j) => {
+                    entries[j].1 = v.clone();
+                    if let Some(slot) = env.vals.borrow_mut().get_mut(j) {
+                        *slot = v.clone();
+                    }
+                }
+                None => entries.push((*name, v.clone(), *p)),
+            }
+        }
+        Ok(())
+    }
+
     fn eval_attrs(&mut self, a: &'static AttrsExpr, env: &Rc<Env>) -> Result<Value> {
         let mut entries: Vec<(Sym, Value, Pos)> =
             Vec::with_capacity(a.statics.len() + a.dynamics.len());
@@ -509,6 +539,9 @@ impl Eval {
                 entries.push((d.name, v, d.pos));
             }
             *new.vals.borrow_mut() = vals;
+            if let Some(i) = a.statics.iter().position(|d| d.name == self.s.overrides) {
+                self.apply_overrides(&new, &mut entries, i, a.pos)?;
+            }
             dyn_env = new;
         } else {
             for d in &a.statics {
@@ -564,6 +597,20 @@ impl Eval {
     }
 
     // ------------------------------------------------------------- calls
+
+    /// Enters one level of a recursive walk (counted like a call).
+    pub fn enter(&mut self, pos: Pos) -> Result<()> {
+        self.depth += 1;
+        if self.depth > self.opts.max_call_depth {
+            self.depth -= 1;
+            return Err(Error::new(
+                ErrorKind::Limit,
+                "stack overflow; max-call-depth exceeded",
+                pos,
+            ));
+        }
+        Ok(())
+    }
 
     /// Applies a (forced) function value to an argument.
     pub fn call(&mut self, f: Value, arg: Value, pos: Pos) -> Result<Value> {
@@ -865,7 +912,18 @@ impl Eval {
         pos: Pos,
         seen: &mut std::collections::HashSet<usize>,
     ) -> Result<()> {
-        self.check_stack(pos)?;
+        self.enter(pos)?;
+        let r = self.deep_force_step(v, pos, seen);
+        self.depth -= 1;
+        r
+    }
+
+    fn deep_force_step(
+        &mut self,
+        v: &Value,
+        pos: Pos,
+        seen: &mut std::collections::HashSet<usize>,
+    ) -> Result<()> {
         let v = self.force(v)?;
         match &v {
             Value::Attrs(a) => {

@@ -123,6 +123,12 @@ impl EvalIo for RealIo {
                 return Ok(sp);
             }
         }
+        if std::fs::symlink_metadata(p(path)).is_err() {
+            return Err(format!(
+                "path '{}' does not exist",
+                String::from_utf8_lossy(path)
+            ));
+        }
         let nar = crate::store::nar(p(path)).map_err(|e| io_err(path, e))?;
         let h = sha2::Sha256::digest(&nar);
         let name = path.rsplit(|&c| c == b'/').next().unwrap_or(b"source");

@@ -427,6 +427,15 @@ impl Lowerer<'_> {
         for p in parts {
             match p {
                 InterpolPart::Literal(l) => {
+                    if l.contains('\0') {
+                        return self.err(
+                            format!(
+                                "input string '{}' cannot be represented as Nix string because it contains null bytes",
+                                l.replace('\0', "␀")
+                            ),
+                            Pos { file: self.file, off: pos.off + 1 },
+                        );
+                    }
                     if !l.is_empty() {
                         out.push(Expr::Const(Value::str(source::encode(&l))));
                     }
@@ -633,7 +642,19 @@ impl Lowerer<'_> {
                 }
                 Some(intern(&source::encode(&text)))
             }
-            ast::Attr::Dynamic(_) => None,
+            ast::Attr::Dynamic(d) => match d.expr().map(strip_parens) {
+                Some(ast::Expr::Str(s)) => {
+                    let mut text = String::new();
+                    for p in s.normalized_parts() {
+                        match p {
+                            InterpolPart::Literal(l) => text.push_str(&l),
+                            InterpolPart::Interpolation(_) => return Ok(None),
+                        }
+                    }
+                    Some(intern(&source::encode(&text)))
+                }
+                _ => None,
+            },
         })
     }
 

@@ -119,9 +119,17 @@ impl Eval {
 
     /// Nix's `==`.
     pub fn equal(&mut self, a: &Value, b: &Value, pos: Pos) -> Result<bool> {
+        self.equal_inner(a, b, pos, true)
+    }
+
+    fn equal_nested(&mut self, a: &Value, b: &Value, pos: Pos) -> Result<bool> {
         if same_ref(a, b) {
             return Ok(true);
         }
+        self.equal_inner(a, b, pos, false)
+    }
+
+    fn equal_inner(&mut self, a: &Value, b: &Value, pos: Pos, _top: bool) -> Result<bool> {
         let a = self.force(a)?;
         let b = self.force(b)?;
         Ok(match (&a, &b) {
@@ -141,7 +149,7 @@ impl Eval {
                     return Ok(false);
                 }
                 for (p, q) in x.iter().zip(y.iter()) {
-                    if !self.equal(p, q, pos)? {
+                    if !self.equal_nested(p, q, pos)? {
                         return Ok(false);
                     }
                 }
@@ -166,7 +174,7 @@ impl Eval {
                     }
                 }
                 for (e, f) in x.entries.iter().zip(y.entries.iter()) {
-                    if !self.equal(&e.1, &f.1, pos)? {
+                    if !self.equal_nested(&e.1, &f.1, pos)? {
                         return Ok(false);
                     }
                 }

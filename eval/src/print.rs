@@ -94,7 +94,7 @@ pub fn is_var_name(name: &[u8]) -> bool {
 pub fn print_value(ev: &mut Eval, v: &Value, force: bool) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    pv(ev, v, force, &mut out, &mut seen)?;
+    pv(ev, v, force, &mut out, &mut seen, true)?;
     Ok(out)
 }
 
@@ -104,7 +104,15 @@ fn pv(
     force: bool,
     out: &mut Vec<u8>,
     seen: &mut HashSet<usize>,
+    top: bool,
 ) -> Result<()> {
+    // Values are tracked by their cell (thunk) identity, as Nix does.
+    let cell = match v {
+        Value::Thunk(t) => Some(Rc::as_ptr(t) as *const u8 as usize),
+        Value::Attrs(a) => Some(Rc::as_ptr(a) as *const u8 as usize),
+        Value::List(l) => Some(Rc::as_ptr(l) as *const u8 as usize),
+        _ => None,
+    };
     let v = match v {
         Value::Thunk(t) => {
             if force {
@@ -133,7 +141,7 @@ fn pv(
                 out.extend_from_slice(b"{ }");
                 return Ok(());
             }
-            if !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
+            if !top && cell.is_some_and(|c| !seen.insert(c)) {
                 out.extend_from_slice("«repeated»".as_bytes());
                 return Ok(());
             }
@@ -146,7 +154,7 @@ fn pv(
                     escape_string(nb, out);
                 }
                 out.extend_from_slice(b" = ");
-                pv(ev, x, force, out, seen)?;
+                pv(ev, x, force, out, seen, false)?;
                 out.extend_from_slice(b"; ");
             }
             out.push(b'}');
@@ -156,13 +164,13 @@ fn pv(
                 out.extend_from_slice(b"[ ]");
                 return Ok(());
             }
-            if !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
+            if !top && cell.is_some_and(|c| !seen.insert(c)) {
                 out.extend_from_slice("«repeated»".as_bytes());
                 return Ok(());
             }
             out.extend_from_slice(b"[ ");
             for x in l.iter() {
-                pv(ev, x, force, out, seen)?;
+                pv(ev, x, force, out, seen, false)?;
                 out.push(b' ');
             }
             out.push(b']');

@@ -13,28 +13,60 @@ fn eerr(msg: String, p: Pos) -> Box<Error> {
 
 // ------------------------------------------------------------------ JSON
 
-fn json_value(j: serde_json::Value) -> Value {
-    match j {
+/// Rejects strings with NUL bytes, which Nix strings cannot hold.
+pub fn no_nul(s: &str, p: Pos) -> Result<()> {
+    if s.contains('\0') {
+        return err(
+            format!(
+                "input string '{}' cannot be represented as Nix string because it contains null bytes",
+                s.replace('\0', "␀")
+            ),
+            p,
+        );
+    }
+    Ok(())
+}
+
+fn json_value(j: serde_json::Value, p: Pos) -> Result<Value> {
+    Ok(match j {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None => Value::Float(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => {
+                return err(
+                    format!("unsigned json number {u} outside of Nix integer range"),
+                    p,
+                );
+            }
+            _ => Value::Float(n.as_f64().unwrap_or(0.0)),
         },
-        serde_json::Value::String(s) => Value::str(s.into_bytes()),
-        serde_json::Value::Array(a) => Value::list(a.into_iter().map(json_value).collect()),
-        serde_json::Value::Object(o) => Value::attrs(Attrs::from_unsorted(
-            o.into_iter()
-                .map(|(k, v)| (intern(k.as_bytes()), json_value(v), Pos::NONE))
-                .collect(),
-        )),
-    }
+        serde_json::Value::String(s) => {
+            no_nul(&s, p)?;
+            Value::str(s.into_bytes())
+        }
+        serde_json::Value::Array(a) => {
+            let mut v = Vec::with_capacity(a.len());
+            for x in a {
+                v.push(json_value(x, p)?);
+            }
+            Value::list(v)
+        }
+        serde_json::Value::Object(o) => {
+            let mut v = Vec::with_capacity(o.len());
+            for (k, x) in o {
+                no_nul(&k, p)?;
+                v.push((intern(k.as_bytes()), json_value(x, p)?, Pos::NONE));
+            }
+            Value::attrs(Attrs::from_unsorted(v))
+        }
+    })
 }
 
 pub fn from_json(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = ev.force_str(&a[0], p)?;
     match serde_json::from_slice::<serde_json::Value>(&s.bytes) {
-        Ok(j) => Ok(json_value(j)),
+        Ok(j) => json_value(j, p),
         Err(e) => err(format!("while parsing JSON: {e}"), p),
     }
 }
@@ -75,6 +107,19 @@ pub fn to_json_bytes(
     p: Pos,
     out: &mut Vec<u8>,
 ) -> Result<()> {
+    ev.enter(p)?;
+    let r = to_json_inner(ev, v, ctx, p, out);
+    ev.depth -= 1;
+    r
+}
+
+fn to_json_inner(
+    ev: &mut Eval,
+    v: &Value,
+    ctx: &mut Context,
+    p: Pos,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let v = ev.force(v)?;
     match &v {
         Value::Null => out.extend_from_slice(b"null"),
@@ -84,6 +129,16 @@ pub fn to_json_bytes(
         Value::Str(s) => {
             if let Some(c) = &s.ctx {
                 ctx.extend(c.iter().cloned());
+            }
+            if let Err(e) = std::str::from_utf8(&s.bytes) {
+                let i = e.valid_up_to();
+                return err(
+                    format!(
+                        "JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index {i}: 0x{:02X}",
+                        s.bytes[i]
+                    ),
+                    p,
+                );
             }
             json_str(&s.bytes, out)
         }
@@ -174,7 +229,13 @@ fn fmt_datetime(d: &toml::value::Datetime) -> String {
 
 fn toml_value(ev: &Eval, t: toml::Value, p: Pos) -> Result<Value> {
     Ok(match t {
-        toml::Value::String(s) => Value::str(s.into_bytes()),
+        toml::Value::String(s) => {
+            no_nul(&s, p).map_err(|mut e| {
+                e.msg = format!("while parsing TOML: error: {}", e.msg);
+                e
+            })?;
+            Value::str(s.into_bytes())
+        }
         toml::Value::Integer(i) => Value::Int(i),
         toml::Value::Float(f) => Value::Float(f),
         toml::Value::Boolean(b) => Value::Bool(b),
@@ -204,6 +265,7 @@ fn toml_value(ev: &Eval, t: toml::Value, p: Pos) -> Result<Value> {
         toml::Value::Table(t) => {
             let mut v = Vec::new();
             for (k, x) in t {
+                no_nul(&k, p)?;
                 v.push((intern(k.as_bytes()), toml_value(ev, x, p)?, Pos::NONE));
             }
             Value::attrs(Attrs::from_unsorted(v))
@@ -403,6 +465,12 @@ pub fn flake_ref_to_string(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
         let v = ev.force(v)?;
         let s = match &v {
             Value::Str(s) => s.lossy(),
+            Value::Int(i) if *i < 0 => {
+                return err(
+                    format!("negative value given for flake ref attr {name}: {i}"),
+                    p,
+                );
+            }
             Value::Int(i) => i.to_string(),
             Value::Bool(b) => {
                 if *b {

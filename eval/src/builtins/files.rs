@@ -98,6 +98,9 @@ pub fn to_path(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 pub fn find_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let sp = ev.force_list(&a[0], p)?;
     let name = ev.force_str(&a[1], p)?.bytes.to_vec();
+    if name == b"nix/fetchurl.nix" {
+        return Ok(Value::Path(Rc::from(&b"/__corepkgs__/fetchurl.nix"[..])));
+    }
     for e in sp.iter() {
         let e = ev.force_attrs(e, p)?;
         let prefix = match e.get(sym("prefix")).cloned() {
@@ -136,13 +139,14 @@ pub fn find_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             return Ok(Value::Path(Rc::from(cand)));
         }
     }
-    err(
+    Err(Error::new(
+        ErrorKind::Throw,
         format!(
             "file '{}' was not found in the Nix search path (add it using $NIX_PATH or -I)",
             String::from_utf8_lossy(&name)
         ),
         p,
-    )
+    ))
 }
 
 pub fn get_env(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

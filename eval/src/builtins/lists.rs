@@ -154,6 +154,7 @@ pub fn partition(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 /// Stable merge sort with a fallible comparator.
 pub fn sort(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let mut v: Vec<Value> = l.to_vec();
     for x in v.iter_mut() {
@@ -236,17 +237,24 @@ pub fn generic_closure(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             return err("attribute 'key' missing", p);
         };
         let k = ev.force(&k)?;
+        // Binary search with Nix's ordering (errors for incomparable keys).
+        let (mut lo, mut hi) = (0, seen.len());
         let mut found = false;
-        for s in &seen {
-            if ev.equal(s, &k, p)? {
-                found = true;
-                break;
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match ev.compare(&seen[mid], &k, p)? {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    found = true;
+                    break;
+                }
             }
         }
         if found {
             continue;
         }
-        seen.push(k);
+        seen.insert(lo, k);
         done.push(x.clone());
         let next = ev.call_n(&op, &[x], p)?;
         work.extend(ev.force_list(&next, p)?.iter().cloned());
