@@ -82,6 +82,8 @@ pub struct Eval {
     stack_base: usize,
     stack_size: usize,
     steps: u64,
+    /// `hashDerivationModulo` of the derivations created so far.
+    pub(crate) drv_hashes: HashMap<String, Vec<u8>>,
     pub(crate) import_cache: HashMap<Vec<u8>, Value>,
     pub(crate) file_cache: HashMap<Vec<u8>, &'static Expr>,
     pub(crate) s: Syms,
@@ -145,6 +147,7 @@ impl Eval {
             stack_size,
             steps: 0,
             import_cache: HashMap::new(),
+            drv_hashes: HashMap::new(),
             file_cache: HashMap::new(),
             s,
         };

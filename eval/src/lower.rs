@@ -449,7 +449,7 @@ impl Lowerer<'_> {
         if out.is_empty() {
             return Ok(Expr::Const(Value::str(Vec::new())));
         }
-        if out.len() == 1 && matches!(out[0], Expr::Const(_)) {
+        if out.len() == 1 && matches!(out[0], Expr::Const(Value::Str(_))) {
             return Ok(out.pop().unwrap_or(Expr::Const(Value::Null)));
         }
         Ok(Expr::Concat(Box::new(ConcatExpr { parts: out, pos })))

@@ -77,13 +77,23 @@ fn nar_str(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Serialises a filesystem tree as a NAR.
 pub fn nar(path: &Path) -> std::io::Result<Vec<u8>> {
+    nar_filtered(path, &mut |_, _| Ok(true))
+}
+
+/// A filter deciding, from a path and its type name (`regular`,
+/// `directory`, `symlink`), whether a directory entry is included.
+pub type NarFilter<'a> = dyn FnMut(&Path, &str) -> std::io::Result<bool> + 'a;
+
+/// Serialises a filesystem tree as a NAR, keeping only entries accepted
+/// by `filter` (the root is always included).
+pub fn nar_filtered(path: &Path, filter: &mut NarFilter) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     nar_str(&mut out, b"nix-archive-1");
-    nar_node(&mut out, path)?;
+    nar_node(&mut out, path, filter)?;
     Ok(out)
 }
 
-fn nar_node(out: &mut Vec<u8>, path: &Path) -> std::io::Result<()> {
+fn nar_node(out: &mut Vec<u8>, path: &Path, filter: &mut NarFilter) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
     let md = std::fs::symlink_metadata(path)?;
@@ -101,12 +111,26 @@ fn nar_node(out: &mut Vec<u8>, path: &Path) -> std::io::Result<()> {
             .collect();
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         for n in names {
+            let child = path.join(&n);
+            let ft = std::fs::symlink_metadata(&child)?.file_type();
+            let tn = if ft.is_symlink() {
+                "symlink"
+            } else if ft.is_dir() {
+                "directory"
+            } else if ft.is_file() {
+                "regular"
+            } else {
+                "unknown"
+            };
+            if !filter(&child, tn)? {
+                continue;
+            }
             nar_str(out, b"entry");
             nar_str(out, b"(");
             nar_str(out, b"name");
             nar_str(out, n.as_bytes());
             nar_str(out, b"node");
-            nar_node(out, &path.join(&n))?;
+            nar_node(out, &child, filter)?;
             nar_str(out, b")");
         }
     } else {

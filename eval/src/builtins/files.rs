@@ -160,21 +160,84 @@ fn store_string(sp: Vec<u8>) -> Value {
     Value::str_ctx(sp, ctx)
 }
 
+/// Adds a path to the store the way `builtins.path` does: optionally
+/// filtered, recursive (NAR) or flat, under a given name.
+fn add_path(
+    ev: &mut Eval,
+    path: &[u8],
+    name: Option<String>,
+    filter: Option<Value>,
+    recursive: bool,
+    p: Pos,
+) -> Result<Value> {
+    use sha2::Digest;
+    use std::os::unix::ffi::OsStrExt;
+    let fs_path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    if std::fs::symlink_metadata(fs_path).is_err() {
+        return err(
+            format!("path '{}' does not exist", String::from_utf8_lossy(path)),
+            p,
+        );
+    }
+    let name = name.unwrap_or_else(|| {
+        String::from_utf8_lossy(path.rsplit(|&c| c == b'/').next().unwrap_or(b"source"))
+            .into_owned()
+    });
+    let store = ev.io.store_dir();
+    let sp = if recursive {
+        let mut failure: Option<Box<Error>> = None;
+        let nar = {
+            let mut f = |child: &std::path::Path, ty: &str| -> std::io::Result<bool> {
+                let Some(fv) = &filter else { return Ok(true) };
+                let args = [
+                    Value::str(child.as_os_str().as_bytes()),
+                    Value::str(ty.as_bytes()),
+                ];
+                match ev.call_n(fv, &args, p).and_then(|r| ev.force_bool(&r, p)) {
+                    Ok(b) => Ok(b),
+                    Err(e) => {
+                        failure = Some(e);
+                        Err(std::io::Error::other("filter failed"))
+                    }
+                }
+            };
+            crate::store::nar_filtered(fs_path, &mut f)
+        };
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let nar = nar.map_err(|e| ioerr(e.to_string(), p))?;
+        crate::store::make_store_path(&store, "source", &sha2::Sha256::digest(&nar), &name)
+    } else {
+        let data = ev.io.read_file(path).map_err(|m| ioerr(m, p))?;
+        let h = crate::store::hex(&sha2::Sha256::digest(&data));
+        let inner = sha2::Sha256::digest(format!("fixed:out:sha256:{h}:").as_bytes());
+        crate::store::make_store_path(&store, "output:out", &inner, &name)
+    };
+    Ok(store_string(sp.into_bytes()))
+}
+
 pub fn path(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let args = ev.force_attrs(&a[0], p)?;
     let Some(pv) = args.get(sym("path")).cloned() else {
         return err("attribute 'path' missing", p);
     };
     let path = real_path(ev, &pv, p)?;
-    if args.get(sym("filter")).is_some() {
-        return err("'builtins.path' with a filter is not supported here", p);
-    }
-    let sp = ev.io.copy_path_to_store(&path).map_err(|m| ioerr(m, p))?;
-    Ok(store_string(sp))
+    let name = match args.get(sym("name")).cloned() {
+        Some(n) => Some(ev.force_str(&n, p)?.lossy()),
+        None => None,
+    };
+    let recursive = match args.get(sym("recursive")).cloned() {
+        Some(r) => ev.force_bool(&r, p)?,
+        None => true,
+    };
+    let filter = args.get(sym("filter")).cloned();
+    add_path(ev, &path, name, filter, recursive, p)
 }
 
-pub fn filter_source(_ev: &mut Eval, _a: &[Value], p: Pos) -> Result<Value> {
-    err("'builtins.filterSource' is not supported here", p)
+pub fn filter_source(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = real_path(ev, &a[1], p)?;
+    add_path(ev, &path, None, Some(a[0].clone()), true, p)
 }
 
 pub fn to_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {

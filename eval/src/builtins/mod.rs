@@ -6,6 +6,7 @@ mod attrs;
 mod context;
 mod convert;
 pub use convert::{to_json_bytes, xml_document};
+pub use hash::parse_hash;
 mod files;
 mod hash;
 mod lists;
