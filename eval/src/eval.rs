@@ -162,7 +162,7 @@ impl Eval {
     pub fn thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
         match e {
             Expr::Const(v) => v.clone(),
-            Expr::Var { level, idx } => match lookup(env, *level, *idx) {
+            Expr::Var { level, idx, .. } => match lookup(env, *level, *idx) {
                 Some(v) => v,
                 None => Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Expr(
                     e,
@@ -270,7 +270,7 @@ impl Eval {
         self.check_stack(Pos::NONE)?;
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Var { level, idx } => match lookup(env, *level, *idx) {
+            Expr::Var { level, idx, .. } => match lookup(env, *level, *idx) {
                 Some(v) => self.force(&v),
                 None => err("internal error: unbound variable slot", Pos::NONE),
             },

@@ -39,6 +39,8 @@ pub struct AttrDef {
     /// Evaluated in the enclosing environment even in a `rec` set
     /// (plain `inherit x;`).
     pub inherited: bool,
+    /// Defined by `inherit (expr) name` (only used for printing).
+    pub inherit_from: bool,
 }
 
 /// An attribute set literal (also the bindings of a `let`).
@@ -84,6 +86,7 @@ pub enum Expr {
     Var {
         level: u32,
         idx: u32,
+        name: Sym,
     },
     WithVar {
         name: Sym,

@@ -190,7 +190,7 @@ impl Lowerer<'_> {
             match s {
                 Scope::Names(m) => {
                     if let Some(&idx) = m.get(&name) {
-                        return Ok(Expr::Var { level, idx });
+                        return Ok(Expr::Var { level, idx, name });
                     }
                 }
                 Scope::With => withs.push(level),
@@ -841,11 +841,13 @@ impl Lowerer<'_> {
         let mut statics = Vec::new();
         for s in pa.statics {
             let inherited = matches!(s.val, PreVal::InheritVar(..));
+            let inherit_from = matches!(s.val, PreVal::InheritFrom(..));
             statics.push(AttrDef {
                 name: s.name,
                 value: self.lower_preval(s.val)?,
                 pos: s.pos,
                 inherited,
+                inherit_from,
             });
         }
         let mut dynamics = Vec::new();
@@ -889,6 +891,7 @@ impl Lowerer<'_> {
             let mut statics = Vec::new();
             for (s, inh) in pa.statics.into_iter().zip(inherited) {
                 let is_inh = inh.is_some();
+                let inherit_from = matches!(s.val, PreVal::InheritFrom(..));
                 let value = match inh {
                     Some(e) => e,
                     None => self.lower_preval(s.val)?,
@@ -898,6 +901,7 @@ impl Lowerer<'_> {
                     value,
                     pos: s.pos,
                     inherited: is_inh,
+                    inherit_from,
                 });
             }
             let mut dynamics = Vec::new();

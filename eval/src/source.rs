@@ -7,8 +7,29 @@
 
 const BASE: u32 = 0x10FF00;
 
-/// Decodes source bytes, escaping invalid UTF-8 bytes.
+/// Decodes source bytes, escaping invalid UTF-8 bytes. Line endings are
+/// normalised as Nix's lexer does: CR LF and lone CR become LF.
 pub fn decode(bytes: &[u8]) -> String {
+    let normalised;
+    let bytes = if bytes.contains(&b'\r') {
+        let mut v = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'\r' {
+                v.push(b'\n');
+                if bytes.get(i + 1) == Some(&b'\n') {
+                    i += 1;
+                }
+            } else {
+                v.push(bytes[i]);
+            }
+            i += 1;
+        }
+        normalised = v;
+        &normalised[..]
+    } else {
+        bytes
+    };
     let mut out = String::with_capacity(bytes.len());
     let mut rest = bytes;
     loop {
