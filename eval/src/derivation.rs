@@ -109,6 +109,26 @@ impl Drv {
     }
 }
 
+/// Checks a store path name as Nix does.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("name must not be empty".into());
+    }
+    if name.len() > 211 {
+        return Err("name must be less than 212 characters".into());
+    }
+    if name.starts_with('.') {
+        return Err(format!("name '{name}' must not begin with a period"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c)))
+    {
+        return Err(format!("name '{name}' contains illegal character '{c}'"));
+    }
+    Ok(())
+}
+
 fn output_path_name(name: &str, output: &str) -> String {
     if output == "out" {
         name.to_string()
@@ -129,6 +149,12 @@ pub fn derivation_strict(ev: &mut Eval, attrs: &Value, p: Pos) -> Result<Value> 
         return err("required attribute 'name' missing", p);
     };
     let name = ev.force_str(&name, p)?.lossy();
+    if let Err(m) = check_name(&name) {
+        return err(
+            format!("invalid derivation name: {m}. Please pass a different 'name'."),
+            p,
+        );
+    }
     derivation_inner(ev, &attrs, &name, p)
         .trace(|| format!("while evaluating derivation '{name}'"), p)
 }
@@ -186,8 +212,8 @@ fn derivation_inner(ev: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> Result<
                 let mut outs = Vec::new();
                 for x in l.iter() {
                     let s = ev.force_str(x, apos)?.lossy();
-                    if s == "drv" {
-                        return err("invalid derivation output name 'drv'", apos);
+                    if s == "drv" || s == "drvPath" || check_name(&s).is_err() {
+                        return err(format!("invalid derivation output name '{s}'"), apos);
                     }
                     if outs.contains(&s) {
                         return err(format!("duplicate derivation output '{s}'"), apos);

@@ -135,7 +135,7 @@ impl Eval {
         let mut ev = Eval {
             global: Rc::new(Env {
                 up: None,
-                vals: RefCell::new(Vec::new()),
+                vals: RefCell::new(EnvVals::new()),
             }),
             global_names: HashMap::new(),
             builtins: Value::Null,
@@ -307,7 +307,7 @@ impl Eval {
             Expr::Attrs(a) => self.eval_attrs(a, env),
             Expr::List(items) => {
                 let v: Vec<Value> = items.iter().map(|i| self.thunk(i, env)).collect();
-                Ok(Value::List(Rc::from(v)))
+                Ok(Value::List(Rc::new(v)))
             }
             Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure {
                 lam: l,
@@ -322,7 +322,7 @@ impl Eval {
                 let (attrs, body) = &**lb;
                 let new = Rc::new(Env {
                     up: Some(env.clone()),
-                    vals: RefCell::new(Vec::new()),
+                    vals: RefCell::new(EnvVals::new()),
                 });
                 let vals: Vec<Value> = attrs
                     .statics
@@ -335,14 +335,14 @@ impl Eval {
                         }
                     })
                     .collect();
-                *new.vals.borrow_mut() = vals;
+                *new.vals.borrow_mut() = EnvVals::from_vec(vals);
                 self.eval(body, &new)
             }
             Expr::With(nb, _) => {
                 let ns = self.thunk(&nb.0, env);
                 let new = Rc::new(Env {
                     up: Some(env.clone()),
-                    vals: RefCell::new(vec![ns]),
+                    vals: RefCell::new(smallvec::smallvec![ns]),
                 });
                 self.eval(&nb.1, &new)
             }
@@ -421,7 +421,9 @@ impl Eval {
                     }
                     out.extend_from_slice(&s);
                 }
-                Ok(Value::Path(Rc::from(crate::lower::canon_path(&out))))
+                Ok(Value::Path(Rc::new(Vec::from(crate::lower::canon_path(
+                    &out,
+                )))))
             }
             Expr::CurPos(pos) => Ok(self.pos_attrs(*pos)),
             Expr::Fail(msg, pos) => err(msg.to_string(), *pos),
@@ -529,7 +531,7 @@ impl Eval {
         if a.rec {
             let new = Rc::new(Env {
                 up: Some(env.clone()),
-                vals: RefCell::new(Vec::new()),
+                vals: RefCell::new(EnvVals::new()),
             });
             let mut vals = Vec::with_capacity(a.statics.len());
             for d in &a.statics {
@@ -541,7 +543,7 @@ impl Eval {
                 vals.push(v.clone());
                 entries.push((d.name, v, d.pos));
             }
-            *new.vals.borrow_mut() = vals;
+            *new.vals.borrow_mut() = EnvVals::from_vec(vals);
             if let Some(i) = a.statics.iter().position(|d| d.name == self.s.overrides) {
                 self.apply_overrides(&new, &mut entries, i, a.pos)?;
             }
@@ -684,7 +686,7 @@ impl Eval {
         let env = match &lam.formals {
             None => Rc::new(Env {
                 up: Some(c.env.clone()),
-                vals: RefCell::new(vec![arg]),
+                vals: RefCell::new(smallvec::smallvec![arg]),
             }),
             Some(formals) => {
                 let argv = self.force(&arg)?;
@@ -697,7 +699,7 @@ impl Eval {
                 };
                 let env = Rc::new(Env {
                     up: Some(c.env.clone()),
-                    vals: RefCell::new(Vec::new()),
+                    vals: RefCell::new(EnvVals::new()),
                 });
                 let mut vals = Vec::with_capacity(formals.len() + 1);
                 let mut used = 0;
@@ -739,7 +741,7 @@ impl Eval {
                 if lam.arg.is_some() {
                     vals.push(argv.clone());
                 }
-                *env.vals.borrow_mut() = vals;
+                *env.vals.borrow_mut() = EnvVals::from_vec(vals);
                 env
             }
         };
@@ -768,7 +770,7 @@ impl Eval {
         }
     }
     /// Forces a value and checks it is a list.
-    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<[Value]>> {
+    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
             v => err(
@@ -869,7 +871,7 @@ impl Eval {
             Value::Attrs(a) => {
                 if let Some(f) = a.get(self.s.to_string) {
                     let f = f.clone();
-                    let r = self.call_n(&f, &[v.clone()], pos)?;
+                    let r = self.call_n(&f, std::slice::from_ref(&v), pos)?;
                     return self.coerce_to_string(&r, ctx, more, copy, pos);
                 }
                 if let Some(o) = a.get(self.s.out_path) {

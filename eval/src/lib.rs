@@ -144,7 +144,7 @@ impl Eval {
         )?;
         let env = Rc::new(value::Env {
             up: Some(self.global.clone()),
-            vals: std::cell::RefCell::new(vec![Value::Attrs(scope)]),
+            vals: std::cell::RefCell::new(smallvec::smallvec![Value::Attrs(scope)]),
         });
         self.eval(e, &env)
     }

@@ -184,9 +184,9 @@ impl Lowerer<'_> {
     }
 
     fn resolve(&self, name: Sym, pos: Pos) -> Result<Expr> {
-        let mut level = 0u32;
         let mut withs = Vec::new();
-        for s in self.scopes.iter().rev() {
+        for (level, s) in self.scopes.iter().rev().enumerate() {
+            let level = level as u32;
             match s {
                 Scope::Names(m) => {
                     if let Some(&idx) = m.get(&name) {
@@ -195,7 +195,6 @@ impl Lowerer<'_> {
                 }
                 Scope::With => withs.push(level),
             }
-            level += 1;
         }
         let fallback = if self.opts.scoped {
             self.globals.get(&name).copied()
@@ -527,7 +526,7 @@ impl Lowerer<'_> {
                             abs.push(b'/');
                         }
                         if n == 1 {
-                            return Ok(Expr::Const(Value::Path(Rc::from(abs))));
+                            return Ok(Expr::Const(Value::Path(Rc::new(Vec::from(abs)))));
                         }
                         out.push(Expr::Const(Value::str(abs)));
                     } else {
@@ -722,7 +721,7 @@ impl Lowerer<'_> {
         Ok(pa)
     }
 
-    fn to_preval(&mut self, value: ast::Expr) -> Result<PreVal> {
+    fn make_preval(&mut self, value: ast::Expr) -> Result<PreVal> {
         let v = strip_parens(value);
         if let ast::Expr::AttrSet(s) = &v {
             let rec = s.rec_token().is_some();
@@ -739,7 +738,7 @@ impl Lowerer<'_> {
         let apos = self.pos_of(first.syntax());
         let Some(name) = self.static_attr(first)? else {
             let val = if rest.is_empty() {
-                self.to_preval(value)?
+                self.make_preval(value)?
             } else {
                 let mut inner = PreAttrs {
                     rec: false,
@@ -755,7 +754,7 @@ impl Lowerer<'_> {
         };
         let existing = pa.statics.iter().position(|s| s.name == name);
         if rest.is_empty() {
-            let val = self.to_preval(value)?;
+            let val = self.make_preval(value)?;
             match existing {
                 None => pa.statics.push(PreAttr {
                     name,

@@ -70,7 +70,9 @@ impl Eval {
                 }
                 let mut out = p.to_vec();
                 out.extend_from_slice(&s);
-                Ok(Value::Path(Rc::from(crate::lower::canon_path(&out))))
+                Ok(Value::Path(Rc::new(Vec::from(crate::lower::canon_path(
+                    &out,
+                )))))
             }
             (Value::Str(_), _) => {
                 let mut ctx = Context::new();
@@ -159,11 +161,12 @@ impl Eval {
                 if Rc::ptr_eq(x, y) {
                     return Ok(true);
                 }
-                if self.is_derivation(x)? && self.is_derivation(y)? {
-                    if let (Some(p), Some(q)) = (x.get(self.s.out_path), y.get(self.s.out_path)) {
-                        let (p, q) = (p.clone(), q.clone());
-                        return self.equal(&p, &q, pos);
-                    }
+                if self.is_derivation(x)?
+                    && self.is_derivation(y)?
+                    && let (Some(p), Some(q)) = (x.get(self.s.out_path), y.get(self.s.out_path))
+                {
+                    let (p, q) = (p.clone(), q.clone());
+                    return self.equal(&p, &q, pos);
                 }
                 if x.len() != y.len() {
                     return Ok(false);

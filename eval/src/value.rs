@@ -82,9 +82,10 @@ impl Attrs {
     }
     /// Entries sorted by attribute name (the order Nix shows them in).
     pub fn sorted_by_name(&self) -> Vec<&(Sym, Value, Pos)> {
-        let mut v: Vec<_> = self.entries.iter().collect();
-        v.sort_by(|a, b| a.0.bytes().cmp(b.0.bytes()));
-        v
+        let mut v: Vec<(&[u8], &(Sym, Value, Pos))> =
+            self.entries.iter().map(|e| (e.0.bytes(), e)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.into_iter().map(|e| e.1).collect()
     }
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -98,8 +99,11 @@ impl Attrs {
 #[derive(Debug)]
 pub struct Env {
     pub up: Option<Rc<Env>>,
-    pub vals: RefCell<Vec<Value>>,
+    pub vals: RefCell<EnvVals>,
 }
+
+/// The slots of an environment frame (small frames stay inline).
+pub type EnvVals = smallvec::SmallVec<[Value; 2]>;
 
 /// A closure: a lambda and the environment it was created in.
 #[derive(Debug)]
@@ -152,9 +156,9 @@ pub enum Value {
     Int(i64),
     Float(f64),
     Str(Rc<NixStr>),
-    Path(Rc<[u8]>),
+    Path(Rc<Vec<u8>>),
     Attrs(Rc<Attrs>),
-    List(Rc<[Value]>),
+    List(Rc<Vec<Value>>),
     Lambda(Rc<Closure>),
     PrimOp(&'static PrimOp),
     PrimOpApp(Rc<PrimOpApp>),
@@ -180,7 +184,7 @@ impl Value {
     }
     /// A list value.
     pub fn list(v: Vec<Value>) -> Value {
-        Value::List(Rc::from(v))
+        Value::List(Rc::new(v))
     }
     /// The type name Nix reports (`builtins.typeOf`).
     pub fn type_name(&self) -> &'static str {

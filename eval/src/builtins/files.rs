@@ -99,7 +99,9 @@ pub fn find_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let sp = ev.force_list(&a[0], p)?;
     let name = ev.force_str(&a[1], p)?.bytes.to_vec();
     if name == b"nix/fetchurl.nix" {
-        return Ok(Value::Path(Rc::from(&b"/__corepkgs__/fetchurl.nix"[..])));
+        return Ok(Value::Path(Rc::new(Vec::from(
+            &b"/__corepkgs__/fetchurl.nix"[..],
+        ))));
     }
     for e in sp.iter() {
         let e = ev.force_attrs(e, p)?;
@@ -136,7 +138,7 @@ pub fn find_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         }
         let cand = crate::lower::canon_path(&cand);
         if ev.io.path_exists(&cand) {
-            return Ok(Value::Path(Rc::from(cand)));
+            return Ok(Value::Path(Rc::new(Vec::from(cand))));
         }
     }
     Err(Error::new(

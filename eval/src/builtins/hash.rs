@@ -64,7 +64,7 @@ pub fn hash_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks(2)

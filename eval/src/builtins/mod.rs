@@ -292,7 +292,7 @@ pub fn install(ev: &mut Eval) {
     }
     names.insert(sym("__nixPath"), vals.len() as u32);
     vals.push(battrs.get(sym("nixPath")).cloned().unwrap_or(Value::Null));
-    *ev.global.vals.borrow_mut() = vals;
+    *ev.global.vals.borrow_mut() = EnvVals::from_vec(vals);
     ev.global_names = names;
     ev.builtins = Value::Attrs(battrs);
 
@@ -317,7 +317,7 @@ fn round(ev: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value>
         Value::Int(i) => Ok(Value::Int(i)),
         Value::Float(x) => {
             let r = f(x);
-            if r.is_finite() && r >= -9.223372036854776e18 && r < 9.223372036854776e18 {
+            if (-9.223372036854776e18..9.223372036854776e18).contains(&r) {
                 Ok(Value::Int(r as i64))
             } else {
                 err(
