@@ -128,7 +128,27 @@ fn search_path(args: &EvalArgs) -> Vec<(String, String)> {
     out
 }
 
-fn run_inner(args: EvalArgs, stack: usize) -> u8 {
+/// Evaluates like `cairn eval` but returns the output (or the rendered
+/// error) instead of printing it. Runs on its own large-stack thread.
+pub fn eval_capture(args: EvalArgs) -> std::result::Result<Vec<u8>, String> {
+    const STACK: usize = 256 << 20;
+    let h = std::thread::Builder::new()
+        .stack_size(STACK)
+        .spawn(move || {
+            let mut ev = make_eval(&args, STACK);
+            let mut out = Vec::new();
+            match run_eval(&mut ev, &args, &mut out) {
+                Ok(()) => Ok(out),
+                Err(e) => Err(e.render(args.show_trace)),
+            }
+        });
+    match h.map(|h| h.join()) {
+        Ok(Ok(r)) => r,
+        _ => Err("internal evaluator failure".to_string()),
+    }
+}
+
+fn make_eval(args: &EvalArgs, stack: usize) -> Eval {
     let show_trace = args.show_trace && !args.no_show_trace;
     let features: Vec<&str> = args
         .extra_experimental_features
@@ -138,17 +158,24 @@ fn run_inner(args: EvalArgs, stack: usize) -> u8 {
         .collect();
     let opts = Options {
         max_call_depth: args.max_call_depth.unwrap_or(10000),
-        search_path: search_path(&args),
+        search_path: search_path(args),
         timestamps: features.contains(&"parse-toml-timestamps"),
         show_trace,
         ..Options::default()
     };
     let mut ev = Eval::new(Box::new(RealIo::default()), opts, stack);
-    ev.lints = crate::eval::Lints::from_args(&args);
-    match run_eval(&mut ev, &args) {
+    ev.lints = crate::eval::Lints::from_args(args);
+    ev
+}
+
+fn run_inner(args: EvalArgs, stack: usize) -> u8 {
+    let show_trace = args.show_trace && !args.no_show_trace;
+    let mut ev = make_eval(&args, stack);
+    let mut so = std::io::stdout().lock();
+    match run_eval(&mut ev, &args, &mut so) {
         Ok(()) => 0,
         Err(e) => {
-            let _ = std::io::stdout().flush();
+            let _ = so.flush();
             eprintln!("{}", e.render(show_trace));
             1
         }
@@ -224,12 +251,11 @@ fn auto_call(ev: &mut Eval, v: Value, auto: &std::rc::Rc<Attrs>) -> Result<Value
     }
 }
 
-fn run_eval(ev: &mut Eval, args: &EvalArgs) -> Result<()> {
+fn run_eval(ev: &mut Eval, args: &EvalArgs, so: &mut dyn Write) -> Result<()> {
     if args.parse {
         let roots = load_root(ev, args)?;
-        let mut out = std::io::stdout().lock();
         for (e, _) in roots {
-            let _ = writeln!(out, "{}", crate::parse_print::show(e));
+            let _ = writeln!(so, "{}", crate::parse_print::show(e));
         }
         return Ok(());
     }
@@ -276,7 +302,6 @@ fn run_eval(ev: &mut Eval, args: &EvalArgs) -> Result<()> {
             out.push(b'\n');
             out
         };
-        let mut so = std::io::stdout().lock();
         let _ = so.write_all(&bytes);
         let _ = so.flush();
     }
