@@ -421,9 +421,7 @@ impl Eval {
                     }
                     out.extend_from_slice(&s);
                 }
-                Ok(Value::Path(Rc::new(Vec::from(crate::lower::canon_path(
-                    &out,
-                )))))
+                Ok(Value::Path(Rc::new(crate::lower::canon_path(&out))))
             }
             Expr::CurPos(pos) => Ok(self.pos_attrs(*pos)),
             Expr::Fail(msg, pos) => err(msg.to_string(), *pos),

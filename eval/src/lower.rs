@@ -526,7 +526,7 @@ impl Lowerer<'_> {
                             abs.push(b'/');
                         }
                         if n == 1 {
-                            return Ok(Expr::Const(Value::Path(Rc::new(Vec::from(abs)))));
+                            return Ok(Expr::Const(Value::Path(Rc::new(abs))));
                         }
                         out.push(Expr::Const(Value::str(abs)));
                     } else {

@@ -70,9 +70,7 @@ impl Eval {
                 }
                 let mut out = p.to_vec();
                 out.extend_from_slice(&s);
-                Ok(Value::Path(Rc::new(Vec::from(crate::lower::canon_path(
-                    &out,
-                )))))
+                Ok(Value::Path(Rc::new(crate::lower::canon_path(&out))))
             }
             (Value::Str(_), _) => {
                 let mut ctx = Context::new();

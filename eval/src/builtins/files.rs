@@ -138,7 +138,7 @@ pub fn find_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         }
         let cand = crate::lower::canon_path(&cand);
         if ev.io.path_exists(&cand) {
-            return Ok(Value::Path(Rc::new(Vec::from(cand))));
+            return Ok(Value::Path(Rc::new(cand)));
         }
     }
     Err(Error::new(

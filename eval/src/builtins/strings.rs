@@ -46,7 +46,7 @@ pub fn dir_of(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         Some(i) => s[..i].to_vec(),
     };
     if is_path {
-        Ok(Value::Path(Rc::new(Vec::from(d))))
+        Ok(Value::Path(Rc::new(d)))
     } else {
         Ok(Value::str_ctx(d, ctx))
     }
