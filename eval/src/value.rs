@@ -47,6 +47,9 @@ impl NixStr {
     }
 }
 
+/// One attribute: name, value and where it was defined.
+pub type Entry = (Sym, Value, Pos);
+
 /// An attribute set: entries sorted by symbol id.
 #[derive(Debug, Default)]
 pub struct Attrs {
@@ -82,8 +85,7 @@ impl Attrs {
     }
     /// Entries sorted by attribute name (the order Nix shows them in).
     pub fn sorted_by_name(&self) -> Vec<&(Sym, Value, Pos)> {
-        let mut v: Vec<(&[u8], &(Sym, Value, Pos))> =
-            self.entries.iter().map(|e| (e.0.bytes(), e)).collect();
+        let mut v: Vec<(&[u8], &Entry)> = self.entries.iter().map(|e| (e.0.bytes(), e)).collect();
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
         v.into_iter().map(|e| e.1).collect()
     }
