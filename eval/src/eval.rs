@@ -213,6 +213,10 @@ impl Eval {
             }
             std::mem::replace(&mut *s, ThunkState::Blackhole)
         };
+        if let Err(e) = self.check_stack(Pos::NONE) {
+            *t.0.borrow_mut() = state;
+            return Err(e);
+        }
         let r = match &state {
             ThunkState::Expr(e, env) => self.eval(e, env),
             ThunkState::App(f, a) => {
@@ -241,6 +245,51 @@ impl Eval {
         }
     }
 
+    /// Charges `n` units of work against the step limit (fuzzing), for
+    /// builtins whose cost is not made of evaluation steps.
+    pub fn charge(&mut self, n: u64, pos: Pos) -> Result<()> {
+        if self.opts.max_steps != 0 {
+            self.steps = self.steps.saturating_add(n);
+            if self.steps > self.opts.max_steps {
+                return Err(Error::new(
+                    ErrorKind::Limit,
+                    "evaluation step limit exceeded",
+                    pos,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and forces a variable slot, without cloning evaluated thunks twice.
+    #[inline]
+    fn eval_var(&mut self, env: &Rc<Env>, level: u32, idx: u32) -> Result<Value> {
+        let mut e = env;
+        for _ in 0..level {
+            match e.up.as_ref() {
+                Some(u) => e = u,
+                None => return err("internal error: unbound variable slot", Pos::NONE),
+            }
+        }
+        let t = {
+            let vals = e.vals.borrow();
+            match vals.get(idx as usize) {
+                Some(Value::Thunk(t)) => {
+                    if let Ok(st) = t.0.try_borrow()
+                        && let ThunkState::Done(v) = &*st
+                    {
+                        return Ok(v.clone());
+                    }
+                    t.clone()
+                }
+                Some(v) => return Ok(v.clone()),
+                None => return err("internal error: unbound variable slot", Pos::NONE),
+            }
+        };
+        self.force_thunk(&t)
+    }
+
+    #[inline]
     fn check_stack(&mut self, pos: Pos) -> Result<()> {
         let used = self.stack_base.abs_diff(stack_addr());
         if used + (4 << 20) > self.stack_size {
@@ -267,13 +316,9 @@ impl Eval {
 
     /// Evaluates `e` in `env` to weak head normal form.
     pub fn eval(&mut self, e: &'static Expr, env: &Rc<Env>) -> Result<Value> {
-        self.check_stack(Pos::NONE)?;
         match e {
             Expr::Const(v) => Ok(v.clone()),
-            Expr::Var { level, idx, .. } => match lookup(env, *level, *idx) {
-                Some(v) => self.force(&v),
-                None => err("internal error: unbound variable slot", Pos::NONE),
-            },
+            Expr::Var { level, idx, .. } => self.eval_var(env, *level, *idx),
             Expr::WithVar {
                 name,
                 levels,
@@ -394,6 +439,25 @@ impl Eval {
             )),
             Expr::Bin(op, ab, pos) => {
                 let a = self.eval(&ab.0, env)?;
+                if let Value::Int(x) = a {
+                    let b = self.eval(&ab.1, env)?;
+                    if let Value::Int(y) = b {
+                        let r = match op {
+                            BinOp::Lt => Value::Bool(x < y),
+                            BinOp::Le => Value::Bool(x <= y),
+                            BinOp::Gt => Value::Bool(x > y),
+                            BinOp::Ge => Value::Bool(x >= y),
+                            BinOp::Eq => Value::Bool(x == y),
+                            BinOp::Neq => Value::Bool(x != y),
+                            BinOp::Add if let Some(r) = x.checked_add(y) => Value::Int(r),
+                            BinOp::Sub if let Some(r) = x.checked_sub(y) => Value::Int(r),
+                            BinOp::Mul if let Some(r) = x.checked_mul(y) => Value::Int(r),
+                            _ => return self.binop(*op, a, b, *pos),
+                        };
+                        return Ok(r);
+                    }
+                    return self.binop(*op, a, b, *pos);
+                }
                 match op {
                     BinOp::Eq | BinOp::Neq => {
                         let b = self.eval(&ab.1, env)?;
@@ -584,6 +648,7 @@ impl Eval {
             let s = self.coerce_to_string(&v, &mut ctx, false, true, c.pos)?;
             out.extend_from_slice(&s);
         }
+        self.charge(out.len() as u64 / 64, c.pos)?;
         Ok(Value::str_ctx(out, ctx))
     }
 
@@ -617,6 +682,7 @@ impl Eval {
 
     /// Applies a (forced) function value to an argument.
     pub fn call(&mut self, f: Value, arg: Value, pos: Pos) -> Result<Value> {
+        self.check_stack(pos)?;
         self.depth += 1;
         if self.depth > self.opts.max_call_depth {
             self.depth -= 1;

@@ -160,3 +160,51 @@ impl EvalIo for RealIo {
         std::env::var_os(OsStr::from_bytes(name)).map(|v| v.as_bytes().to_vec())
     }
 }
+
+/// An implementation without any filesystem access (every operation
+/// fails), for sandboxed evaluation such as fuzzing.
+pub struct NoIo;
+
+impl EvalIo for NoIo {
+    fn read_file(&self, path: &[u8]) -> Result<Vec<u8>, String> {
+        Err(format!(
+            "access to '{}' is not allowed",
+            String::from_utf8_lossy(path)
+        ))
+    }
+    fn path_exists(&self, _path: &[u8]) -> bool {
+        false
+    }
+    fn file_type(&self, path: &[u8]) -> Result<FileType, String> {
+        Err(format!(
+            "access to '{}' is not allowed",
+            String::from_utf8_lossy(path)
+        ))
+    }
+    fn read_dir(&self, path: &[u8]) -> Result<Vec<(Vec<u8>, FileType)>, String> {
+        Err(format!(
+            "access to '{}' is not allowed",
+            String::from_utf8_lossy(path)
+        ))
+    }
+    fn copy_path_to_store(&self, path: &[u8]) -> Result<Vec<u8>, String> {
+        Err(format!(
+            "access to '{}' is not allowed",
+            String::from_utf8_lossy(path)
+        ))
+    }
+    fn add_text_to_store(
+        &self,
+        name: &str,
+        text: &[u8],
+        refs: &[Vec<u8>],
+    ) -> Result<Vec<u8>, String> {
+        RealIo::default().add_text_to_store(name, text, refs)
+    }
+    fn store_dir(&self) -> String {
+        "/nix/store".to_string()
+    }
+    fn get_env(&self, _name: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}

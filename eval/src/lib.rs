@@ -149,3 +149,33 @@ impl Eval {
         self.eval(e, &env)
     }
 }
+
+/// Parses and evaluates `src` deeply under tight limits (a step limit, a
+/// small call depth, no filesystem writes), for fuzzing. Returns the
+/// printed value or the error message.
+pub fn fuzz_eval(src: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let src = src.to_vec();
+    let h = std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let opts = eval::Options {
+                max_call_depth: 300,
+                max_steps: 200_000,
+                home: None,
+                ..Default::default()
+            };
+            let mut ev = Eval::new(Box::new(io::NoIo), opts, 64 << 20);
+            let run = |ev: &mut Eval| -> Result<Vec<u8>> {
+                let e = parse_and_lower(ev, &src, "«fuzz»", b"/fuzz")?;
+                let g = ev.global.clone();
+                let v = ev.eval(e, &g)?;
+                ev.deep_force(&v, Pos::NONE)?;
+                print::print_value(ev, &v, true)
+            };
+            run(&mut ev).map_err(|e| e.render(false))
+        });
+    match h.map(|h| h.join()) {
+        Ok(Ok(r)) => r,
+        _ => Err("evaluator panicked".to_string()),
+    }
+}

@@ -28,6 +28,7 @@ impl Eval {
                 if y.is_empty() {
                     return Ok(a.clone());
                 }
+                self.charge((x.len() + y.len()) as u64 / 16, pos)?;
                 let mut v = Vec::with_capacity(x.len() + y.len());
                 v.extend(x.iter().cloned());
                 v.extend(y.iter().cloned());
@@ -77,6 +78,7 @@ impl Eval {
                 let mut out = self.coerce_to_string(&a, &mut ctx, false, true, pos)?;
                 let s = self.coerce_to_string(&b, &mut ctx, false, true, pos)?;
                 out.extend_from_slice(&s);
+                self.charge(out.len() as u64 / 64, pos)?;
                 Ok(Value::str_ctx(out, ctx))
             }
             _ => err(
@@ -106,7 +108,10 @@ impl Eval {
                     if self.equal(p, q, pos)? {
                         continue;
                     }
-                    return self.compare(p, q, pos);
+                    self.enter(pos)?;
+                    let r = self.compare(p, q, pos);
+                    self.depth -= 1;
+                    return r;
                 }
                 Ok(x.len().cmp(&y.len()))
             }
@@ -126,7 +131,10 @@ impl Eval {
         if same_ref(a, b) {
             return Ok(true);
         }
-        self.equal_inner(a, b, pos, false)
+        self.enter(pos)?;
+        let r = self.equal_inner(a, b, pos, false);
+        self.depth -= 1;
+        r
     }
 
     fn equal_inner(&mut self, a: &Value, b: &Value, pos: Pos, _top: bool) -> Result<bool> {

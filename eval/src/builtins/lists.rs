@@ -100,6 +100,7 @@ pub fn gen_list(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     if n < 0 {
         return err(format!("cannot create list of size {n}"), p);
     }
+    ev.charge(n as u64, p)?;
     let f = a[0].clone();
     Ok(Value::list(
         (0..n)

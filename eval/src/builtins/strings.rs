@@ -84,6 +84,7 @@ pub fn concat_strings_sep(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         let s = ev.coerce_to_string(x, &mut ctx, false, true, p)?;
         out.extend_from_slice(&s);
     }
+    ev.charge(out.len() as u64 / 64, p)?;
     Ok(Value::str_ctx(out, ctx))
 }
 
