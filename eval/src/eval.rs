@@ -230,6 +230,7 @@ impl Eval {
                 Pos::NONE,
             )),
             ThunkState::Done(v) => Ok(v.clone()),
+            ThunkState::Failed(e) => Err(e.clone()),
         };
         match r {
             Ok(v) => {
@@ -237,8 +238,14 @@ impl Eval {
                 Ok(v)
             }
             Err(e) => {
-                if !matches!(state, ThunkState::Blackhole) {
-                    *t.0.borrow_mut() = state;
+                // Errors are memoised (as in current Nix), except resource
+                // limits, which depend on the context the thunk is forced in.
+                if e.kind == ErrorKind::Limit {
+                    if !matches!(state, ThunkState::Blackhole) {
+                        *t.0.borrow_mut() = state;
+                    }
+                } else {
+                    *t.0.borrow_mut() = ThunkState::Failed(e.clone());
                 }
                 Err(e)
             }
@@ -369,16 +376,11 @@ impl Eval {
                     up: Some(env.clone()),
                     vals: RefCell::new(EnvVals::new()),
                 });
+                let froms = self.from_thunks(attrs, &new);
                 let vals: Vec<Value> = attrs
                     .statics
                     .iter()
-                    .map(|d| {
-                        if d.inherited {
-                            self.thunk(&d.value, env)
-                        } else {
-                            self.thunk_rec(&d.value, &new)
-                        }
-                    })
+                    .map(|d| self.binding(d, env, &new, &froms))
                     .collect();
                 *new.vals.borrow_mut() = EnvVals::from_vec(vals);
                 self.eval(body, &new)
@@ -586,6 +588,35 @@ impl Eval {
         Ok(())
     }
 
+    /// Thunks for the `inherit (expr)` sources of a recursive group.
+    fn from_thunks(&self, a: &'static AttrsExpr, new: &Rc<Env>) -> Vec<Value> {
+        a.inherit_from
+            .iter()
+            .map(|e| self.thunk_rec(e, new))
+            .collect()
+    }
+
+    /// `src.name`, lazily, sharing the evaluation of `src`.
+    fn inherited_from(&self, name: Sym, src: &Value) -> Value {
+        let sel = Value::PrimOpApp(Rc::new(PrimOpApp {
+            op: crate::builtins::get_attr_op(),
+            args: vec![Value::str(name.bytes())],
+        }));
+        Value::app(sel, src.clone())
+    }
+
+    /// The value of one binding of a recursive group (`rec` set or `let`).
+    fn binding(&self, d: &'static AttrDef, env: &Rc<Env>, new: &Rc<Env>, froms: &[Value]) -> Value {
+        if let Some(k) = d.from {
+            return self.inherited_from(d.name, &froms[k as usize]);
+        }
+        if d.inherited {
+            self.thunk(&d.value, env)
+        } else {
+            self.thunk_rec(&d.value, new)
+        }
+    }
+
     fn eval_attrs(&mut self, a: &'static AttrsExpr, env: &Rc<Env>) -> Result<Value> {
         let mut entries: Vec<(Sym, Value, Pos)> =
             Vec::with_capacity(a.statics.len() + a.dynamics.len());
@@ -596,12 +627,9 @@ impl Eval {
                 vals: RefCell::new(EnvVals::new()),
             });
             let mut vals = Vec::with_capacity(a.statics.len());
+            let froms = self.from_thunks(a, &new);
             for d in &a.statics {
-                let v = if d.inherited {
-                    self.thunk(&d.value, env)
-                } else {
-                    self.thunk_rec(&d.value, &new)
-                };
+                let v = self.binding(d, env, &new, &froms);
                 vals.push(v.clone());
                 entries.push((d.name, v, d.pos));
             }
@@ -611,8 +639,17 @@ impl Eval {
             }
             dyn_env = new;
         } else {
+            let froms = if a.inherit_from.is_empty() {
+                Vec::new()
+            } else {
+                a.inherit_from.iter().map(|e| self.thunk(e, env)).collect()
+            };
             for d in &a.statics {
-                entries.push((d.name, self.thunk(&d.value, env), d.pos));
+                let v = match d.from {
+                    Some(k) => self.inherited_from(d.name, &froms[k as usize]),
+                    None => self.thunk(&d.value, env),
+                };
+                entries.push((d.name, v, d.pos));
             }
             dyn_env = env.clone();
         }

@@ -39,8 +39,9 @@ pub struct AttrDef {
     /// Evaluated in the enclosing environment even in a `rec` set
     /// (plain `inherit x;`).
     pub inherited: bool,
-    /// Defined by `inherit (expr) name` (only used for printing).
-    pub inherit_from: bool,
+    /// Defined by `inherit (expr) name`: the index of `expr` in the set's
+    /// `inherit_from` list (the value is then `expr.name`).
+    pub from: Option<u32>,
 }
 
 /// An attribute set literal (also the bindings of a `let`).
@@ -49,6 +50,9 @@ pub struct AttrsExpr {
     pub rec: bool,
     pub statics: Vec<AttrDef>,
     pub dynamics: Vec<(Expr, Expr, Pos)>,
+    /// Source expressions of `inherit (expr) ...` clauses, each evaluated
+    /// at most once per instantiation of the set.
+    pub inherit_from: Vec<Expr>,
     pub pos: Pos,
 }
 

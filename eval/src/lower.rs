@@ -833,21 +833,50 @@ impl Lowerer<'_> {
         }
     }
 
+    /// Lowers one static binding. `resolved` is the already resolved
+    /// value of a plain `inherit`; `froms` collects the source expressions
+    /// of `inherit (expr)` clauses (one per clause, shared by its names).
+    fn lower_static(
+        &mut self,
+        s: PreAttr,
+        resolved: Option<Expr>,
+        froms: &mut (Vec<u32>, Vec<Expr>),
+    ) -> Result<AttrDef> {
+        let inherited = matches!(s.val, PreVal::InheritVar(..));
+        let (value, from) = match (resolved, s.val) {
+            (Some(e), _) => (e, None),
+            (None, PreVal::InheritFrom(e, _, _)) => {
+                let key = u32::from(e.syntax().text_range().start());
+                let idx = match froms.0.iter().position(|&k| k == key) {
+                    Some(i) => i,
+                    None => {
+                        let lowered = self.expr(e)?;
+                        froms.0.push(key);
+                        froms.1.push(lowered);
+                        froms.1.len() - 1
+                    }
+                };
+                (Expr::Const(Value::Null), Some(idx as u32))
+            }
+            (None, v) => (self.lower_preval(v)?, None),
+        };
+        Ok(AttrDef {
+            name: s.name,
+            value,
+            pos: s.pos,
+            inherited,
+            from,
+        })
+    }
+
     fn lower_attrs(&mut self, pa: PreAttrs) -> Result<AttrsExpr> {
         if pa.rec {
             return Ok(self.lower_rec(pa, None)?.0);
         }
         let mut statics = Vec::new();
+        let mut froms = (Vec::new(), Vec::new());
         for s in pa.statics {
-            let inherited = matches!(s.val, PreVal::InheritVar(..));
-            let inherit_from = matches!(s.val, PreVal::InheritFrom(..));
-            statics.push(AttrDef {
-                name: s.name,
-                value: self.lower_preval(s.val)?,
-                pos: s.pos,
-                inherited,
-                inherit_from,
-            });
+            statics.push(self.lower_static(s, None, &mut froms)?);
         }
         let mut dynamics = Vec::new();
         for (k, v, p) in pa.dynamics {
@@ -861,6 +890,7 @@ impl Lowerer<'_> {
             rec: false,
             statics,
             dynamics,
+            inherit_from: froms.1,
             pos: pa.pos,
         })
     }
@@ -888,20 +918,9 @@ impl Lowerer<'_> {
         self.scopes.push(Scope::Names(m));
         let res = (|| {
             let mut statics = Vec::new();
+            let mut froms = (Vec::new(), Vec::new());
             for (s, inh) in pa.statics.into_iter().zip(inherited) {
-                let is_inh = inh.is_some();
-                let inherit_from = matches!(s.val, PreVal::InheritFrom(..));
-                let value = match inh {
-                    Some(e) => e,
-                    None => self.lower_preval(s.val)?,
-                };
-                statics.push(AttrDef {
-                    name: s.name,
-                    value,
-                    pos: s.pos,
-                    inherited: is_inh,
-                    inherit_from,
-                });
+                statics.push(self.lower_static(s, inh, &mut froms)?);
             }
             let mut dynamics = Vec::new();
             for (k, v, p) in pa.dynamics {
@@ -920,6 +939,7 @@ impl Lowerer<'_> {
                     rec: true,
                     statics,
                     dynamics,
+                    inherit_from: froms.1,
                     pos: pa.pos,
                 },
                 body,

@@ -78,7 +78,7 @@ fn bindings(a: &AttrsExpr, out: &mut Vec<u8>) {
     // inherit (from) groups, keyed by the shown source expression
     let mut froms: Vec<(Vec<u8>, Vec<Sym>)> = Vec::new();
     for d in &sorted {
-        if let Some(src) = inherit_from_src(d) {
+        if let Some(src) = inherit_from_src(a, d) {
             let mut t = Vec::new();
             expr(src, &mut t);
             match froms.iter_mut().find(|(k, _)| *k == t) {
@@ -98,7 +98,7 @@ fn bindings(a: &AttrsExpr, out: &mut Vec<u8>) {
         s(out, "; ");
     }
     for d in sorted {
-        if d.inherited || inherit_from_src(d).is_some() {
+        if d.inherited || d.from.is_some() {
             continue;
         }
         name(out, d.name);
@@ -116,14 +116,8 @@ fn bindings(a: &AttrsExpr, out: &mut Vec<u8>) {
 }
 
 /// The source expression of an `inherit (src) name` binding.
-fn inherit_from_src(d: &AttrDef) -> Option<&Expr> {
-    if !d.inherit_from {
-        return None;
-    }
-    match &d.value {
-        Expr::Select(e, _, None, _) => Some(e),
-        _ => None,
-    }
+fn inherit_from_src<'a>(a: &'a AttrsExpr, d: &AttrDef) -> Option<&'a Expr> {
+    a.inherit_from.get(d.from? as usize)
 }
 
 fn expr(e: &Expr, out: &mut Vec<u8>) {

@@ -144,6 +144,8 @@ pub enum ThunkState {
     Blackhole,
     /// Evaluated.
     Done(Value),
+    /// Evaluation failed with this error (re-raised when forced again).
+    Failed(Box<crate::error::Error>),
 }
 
 /// A lazily evaluated value.

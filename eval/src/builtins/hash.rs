@@ -125,7 +125,11 @@ pub fn convert_hash(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         .map_err(|m| crate::error::Error::new(crate::error::ErrorKind::Eval, m, p))?;
     let out = match fmt.as_str() {
         "base16" => hex(&bytes),
-        "nix32" | "base32" => nixbase32(&bytes),
+        "nix32" => nixbase32(&bytes),
+        "base32" => {
+            eprintln!("warning: \"base32\" is a deprecated alias for hash format \"nix32\".");
+            nixbase32(&bytes)
+        }
         "base64" => BASE64.encode(&bytes),
         "sri" => format!("{algo}-{}", BASE64.encode(&bytes)),
         _ => {

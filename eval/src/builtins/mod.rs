@@ -190,6 +190,14 @@ static PRIMOPS: &[PrimOp] = &[
     prim!("fetchurl", 1, files::unsupported),
 ];
 
+/// The `getAttr` builtin (used for `inherit (expr) name`).
+pub fn get_attr_op() -> &'static PrimOp {
+    PRIMOPS
+        .iter()
+        .find(|p| p.name == "getAttr")
+        .unwrap_or(&PRIMOPS[0])
+}
+
 /// Names available without the `__` prefix.
 const GLOBALS: &[&str] = &[
     "abort",
@@ -371,8 +379,15 @@ fn trace(ev: &mut Eval, a: &[Value], _p: Pos) -> Result<Value> {
 
 fn warn(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = ev.force_str(&a[0], p)?;
-    let text = s.lossy().replace('\n', "\n                    ");
-    eprintln!("evaluation warning: {text}");
+    let msg = s.lossy();
+    if msg.starts_with('\n') {
+        eprintln!("evaluation warning:{msg}");
+    } else {
+        eprintln!(
+            "evaluation warning: {}",
+            msg.replace('\n', "\n                    ")
+        );
+    }
     ev.force(&a[1])
 }
 
