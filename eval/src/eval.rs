@@ -376,7 +376,7 @@ impl Eval {
                     up: Some(env.clone()),
                     vals: RefCell::new(EnvVals::new()),
                 });
-                let froms = self.from_thunks(attrs, &new);
+                let froms = self.inherit_sources(attrs, &new);
                 let vals: Vec<Value> = attrs
                     .statics
                     .iter()
@@ -589,7 +589,7 @@ impl Eval {
     }
 
     /// Thunks for the `inherit (expr)` sources of a recursive group.
-    fn from_thunks(&self, a: &'static AttrsExpr, new: &Rc<Env>) -> Vec<Value> {
+    fn inherit_sources(&self, a: &'static AttrsExpr, new: &Rc<Env>) -> Vec<Value> {
         a.inherit_from
             .iter()
             .map(|e| self.thunk_rec(e, new))
@@ -627,7 +627,7 @@ impl Eval {
                 vals: RefCell::new(EnvVals::new()),
             });
             let mut vals = Vec::with_capacity(a.statics.len());
-            let froms = self.from_thunks(a, &new);
+            let froms = self.inherit_sources(a, &new);
             for d in &a.statics {
                 let v = self.binding(d, env, &new, &froms);
                 vals.push(v.clone());
