@@ -39,7 +39,13 @@ struct Lowerer<'a> {
     file: u32,
     scopes: Vec<Scope>,
     opts: &'a LowerOpts,
+    depth: usize,
 }
+
+/// Maximum nesting depth of an expression. Evaluation recurses along the
+/// syntax tree between function calls, so bounding it here keeps the
+/// evaluator's stack use bounded.
+const MAX_NESTING: usize = 20_000;
 
 /// Canonicalises an absolute path: removes `.`, `..` and repeated slashes.
 pub fn canon_path(p: &[u8]) -> Vec<u8> {
@@ -82,6 +88,7 @@ pub fn parse(text: &str, file: u32, globals: &HashMap<Sym, u32>, opts: &LowerOpt
         scopes,
         opts,
         globals,
+        depth: 0,
     };
     match root.expr() {
         Some(e) => l.expr(e),
@@ -213,6 +220,20 @@ impl Lowerer<'_> {
     }
 
     fn expr(&mut self, e: ast::Expr) -> Result<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            self.depth -= 1;
+            return self.err(
+                "syntax error, expression nested too deeply",
+                self.pos_of(e.syntax()),
+            );
+        }
+        let r = self.expr_inner(e);
+        self.depth -= 1;
+        r
+    }
+
+    fn expr_inner(&mut self, e: ast::Expr) -> Result<Expr> {
         let pos = self.pos_of(e.syntax());
         Ok(match e {
             ast::Expr::Paren(p) => match p.expr() {
