@@ -114,7 +114,7 @@ pub fn snippet(pos: Pos, ind: usize) -> String {
     let Some(loc) = pos.location() else {
         return String::new();
     };
-    let Some(text) = crate::pos::file_text(pos.file) else {
+    let Some(text) = crate::pos::file_text(pos.file()) else {
         return String::new();
     };
     let lines: Vec<&str> = text.split('\n').collect();

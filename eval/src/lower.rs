@@ -40,6 +40,8 @@ struct Lowerer<'a> {
     scopes: Vec<Scope>,
     opts: &'a LowerOpts,
     depth: usize,
+    /// Position base of the file (see [`Pos::at`]).
+    base: u32,
 }
 
 /// Maximum nesting depth of an expression. Evaluation recurses along the
@@ -89,13 +91,14 @@ pub fn parse(text: &str, file: u32, globals: &HashMap<Sym, u32>, opts: &LowerOpt
         opts,
         globals,
         depth: 0,
+        base: crate::pos::file_base(file),
     };
     match root.expr() {
         Some(e) => l.expr(e),
         None => Err(Error::new(
             ErrorKind::Parse,
             "syntax error, unexpected end of file",
-            Pos { file, off: 0 },
+            Pos::new(file, 0),
         )),
     }
 }
@@ -130,7 +133,7 @@ fn parse_error(e: &rnix::ParseError, file: u32, text: &str) -> Box<Error> {
         P::RecursionLimitExceeded => ("syntax error, expression nested too deeply".to_string(), 0),
         _ => (format!("syntax error, {e}"), 0),
     };
-    Error::new(ErrorKind::Parse, msg, Pos { file, off })
+    Error::new(ErrorKind::Parse, msg, Pos::new(file, off))
 }
 
 fn kind_name(k: rnix::SyntaxKind) -> String {
@@ -176,10 +179,7 @@ fn strip_parens(e: ast::Expr) -> ast::Expr {
 
 impl Lowerer<'_> {
     fn pos_of(&self, n: &rnix::SyntaxNode) -> Pos {
-        Pos {
-            file: self.file,
-            off: u32::from(n.text_range().start()),
-        }
+        Pos::at(self.base, u32::from(n.text_range().start()))
     }
 
     fn err<T>(&self, msg: impl Into<String>, pos: Pos) -> Result<T> {
@@ -361,10 +361,7 @@ impl Lowerer<'_> {
                     .children_with_tokens()
                     .filter_map(|c| c.into_token())
                     .find(|t| ast::BinOpKind::from_kind(t.kind()).is_some())
-                    .map(|t| Pos {
-                        file: self.file,
-                        off: u32::from(t.text_range().start()),
-                    })
+                    .map(|t| Pos::at(self.base, u32::from(t.text_range().start())))
                     .unwrap_or(pos);
                 let l = self.expr(l)?;
                 let r = self.expr(r)?;
@@ -453,7 +450,7 @@ impl Lowerer<'_> {
                                 "input string '{}' cannot be represented as Nix string because it contains null bytes",
                                 l.replace('\0', "␀")
                             ),
-                            Pos { file: self.file, off: pos.off + 1 },
+                            Pos::new(self.file, pos.off() + 1),
                         );
                     }
                     if !l.is_empty() {

@@ -1,5 +1,5 @@
 //! Guards the sizes of the core runtime types, which matter for memory use.
-use cairn_eval::value::{Thunk, ThunkState, Value};
+use cairn_eval::value::{Entry, Thunk, ThunkState, Value};
 
 #[test]
 fn value_is_two_words() {
@@ -14,4 +14,9 @@ fn thunk_sizes() {
         std::mem::size_of::<Thunk>()
     );
     assert!(std::mem::size_of::<Thunk>() <= 48);
+}
+
+#[test]
+fn attribute_entries_are_three_words() {
+    assert_eq!(std::mem::size_of::<Entry>(), 24);
 }
