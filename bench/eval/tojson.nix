@@ -2,4 +2,4 @@ builtins.stringLength (builtins.toJSON (builtins.genList (i: {
   a = i;
   b = "s${toString i}";
   c = [ i (i * 2) { d = i; } ];
-}) 100000))
+}) 300000))

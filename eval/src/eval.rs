@@ -7,7 +7,7 @@ use crate::ir::*;
 use crate::pos::Pos;
 use crate::symbol::{Sym, intern, sym};
 use crate::value::*;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -84,6 +84,7 @@ pub struct Eval {
     steps: u64,
     /// `hashDerivationModulo` of the derivations created so far.
     pub(crate) drv_hashes: HashMap<String, Vec<u8>>,
+    sym_strs: Vec<Option<Value>>,
     pub(crate) import_cache: HashMap<Vec<u8>, Value>,
     pub(crate) file_cache: HashMap<Vec<u8>, &'static Expr>,
     pub(crate) s: Syms,
@@ -148,6 +149,7 @@ impl Eval {
             steps: 0,
             import_cache: HashMap::new(),
             drv_hashes: HashMap::new(),
+            sym_strs: Vec::new(),
             file_cache: HashMap::new(),
             s,
         };
@@ -164,19 +166,13 @@ impl Eval {
             Expr::Const(v) => v.clone(),
             Expr::Var { level, idx, .. } => match lookup(env, *level, *idx) {
                 Some(v) => v,
-                None => Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Expr(
-                    e,
-                    env.clone(),
-                ))))),
+                None => Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone()))))),
             },
             Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
                 lam: l,
                 env: env.clone(),
             })),
-            _ => Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Expr(
-                e,
-                env.clone(),
-            ))))),
+            _ => Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone()))))),
         }
     }
 
@@ -189,10 +185,7 @@ impl Eval {
                 lam: l,
                 env: env.clone(),
             })),
-            _ => Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::Expr(
-                e,
-                env.clone(),
-            ))))),
+            _ => Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone()))))),
         }
     }
 
@@ -206,15 +199,14 @@ impl Eval {
     }
 
     fn force_thunk(&mut self, t: &Rc<Thunk>) -> Result<Value> {
-        let state = {
-            let mut s = t.0.borrow_mut();
-            if let ThunkState::Done(v) = &*s {
-                return Ok(v.clone());
-            }
-            std::mem::replace(&mut *s, ThunkState::Blackhole)
-        };
+        let state = t.0.replace(ThunkState::Blackhole);
+        if let ThunkState::Done(v) = &state {
+            let v = v.clone();
+            t.0.set(state);
+            return Ok(v);
+        }
         if let Err(e) = self.check_stack(Pos::NONE) {
-            *t.0.borrow_mut() = state;
+            t.0.set(state);
             return Err(e);
         }
         let r = match &state {
@@ -234,7 +226,7 @@ impl Eval {
         };
         match r {
             Ok(v) => {
-                *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                t.0.set(ThunkState::Done(v.clone()));
                 Ok(v)
             }
             Err(e) => {
@@ -242,10 +234,10 @@ impl Eval {
                 // limits, which depend on the context the thunk is forced in.
                 if e.kind == ErrorKind::Limit {
                     if !matches!(state, ThunkState::Blackhole) {
-                        *t.0.borrow_mut() = state;
+                        t.0.set(state);
                     }
                 } else {
-                    *t.0.borrow_mut() = ThunkState::Failed(e.clone());
+                    t.0.set(ThunkState::Failed(e.clone()));
                 }
                 Err(e)
             }
@@ -282,10 +274,8 @@ impl Eval {
             let vals = e.vals.borrow();
             match vals.get(idx as usize) {
                 Some(Value::Thunk(t)) => {
-                    if let Ok(st) = t.0.try_borrow()
-                        && let ThunkState::Done(v) = &*st
-                    {
-                        return Ok(v.clone());
+                    if let Some(v) = t.done() {
+                        return Ok(v);
                     }
                     t.clone()
                 }
@@ -588,6 +578,18 @@ impl Eval {
         Ok(())
     }
 
+    /// The name of a symbol as a string value (cached, so repeated
+    /// attribute names share one string).
+    pub fn sym_str(&mut self, s: Sym) -> Value {
+        let i = s.0 as usize;
+        if i >= self.sym_strs.len() {
+            self.sym_strs.resize(i + 1, None);
+        }
+        self.sym_strs[i]
+            .get_or_insert_with(|| Value::str(s.bytes()))
+            .clone()
+    }
+
     /// Thunks for the `inherit (expr)` sources of a recursive group.
     fn inherit_sources(&self, a: &'static AttrsExpr, new: &Rc<Env>) -> Vec<Value> {
         a.inherit_from
@@ -597,16 +599,22 @@ impl Eval {
     }
 
     /// `src.name`, lazily, sharing the evaluation of `src`.
-    fn inherited_from(&self, name: Sym, src: &Value) -> Value {
+    fn inherited_from(&mut self, name: Sym, src: &Value) -> Value {
         let sel = Value::PrimOpApp(Rc::new(PrimOpApp {
             op: crate::builtins::get_attr_op(),
-            args: vec![Value::str(name.bytes())],
+            args: vec![self.sym_str(name)],
         }));
         Value::app(sel, src.clone())
     }
 
     /// The value of one binding of a recursive group (`rec` set or `let`).
-    fn binding(&self, d: &'static AttrDef, env: &Rc<Env>, new: &Rc<Env>, froms: &[Value]) -> Value {
+    fn binding(
+        &mut self,
+        d: &'static AttrDef,
+        env: &Rc<Env>,
+        new: &Rc<Env>,
+        froms: &[Value],
+    ) -> Value {
         if let Some(k) = d.from {
             return self.inherited_from(d.name, &froms[k as usize]);
         }

@@ -118,9 +118,9 @@ fn pv(
             if force {
                 ev.force(v)?
             } else {
-                match &*t.0.borrow() {
-                    ThunkState::Done(x) => x.clone(),
-                    _ => {
+                match t.done() {
+                    Some(x) => x,
+                    None => {
                         out.extend_from_slice("«thunk»".as_bytes());
                         return Ok(());
                     }

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::ir::{Expr, LambdaExpr};
 use crate::pos::Pos;
 use crate::symbol::Sym;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
@@ -148,9 +148,28 @@ pub enum ThunkState {
     Failed(Box<crate::error::Error>),
 }
 
-/// A lazily evaluated value.
-#[derive(Debug)]
-pub struct Thunk(pub RefCell<ThunkState>);
+/// A lazily evaluated value. The state lives in a `Cell` (moved out and
+/// back in), which needs no borrow flag.
+pub struct Thunk(pub Cell<ThunkState>);
+
+impl Thunk {
+    /// The value, if the thunk has been evaluated.
+    pub fn done(&self) -> Option<Value> {
+        let s = self.0.replace(ThunkState::Blackhole);
+        let v = match &s {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        };
+        self.0.set(s);
+        v
+    }
+}
+
+impl std::fmt::Debug for Thunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Thunk")
+    }
+}
 
 /// A Nix value.
 #[derive(Clone, Debug)]
@@ -180,7 +199,7 @@ impl Value {
     }
     /// A delayed application `f a`.
     pub fn app(f: Value, a: Value) -> Value {
-        Value::Thunk(Rc::new(Thunk(RefCell::new(ThunkState::App(f, a)))))
+        Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::App(f, a)))))
     }
     /// An attribute set value.
     pub fn attrs(a: Attrs) -> Value {

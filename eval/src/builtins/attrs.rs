@@ -33,10 +33,7 @@ pub fn function_args(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 pub fn attr_names(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = ev.force_attrs(&a[0], p)?;
     Ok(Value::list(
-        s.sorted_by_name()
-            .iter()
-            .map(|e| Value::str(e.0.bytes()))
-            .collect(),
+        s.sorted_by_name().iter().map(|e| ev.sym_str(e.0)).collect(),
     ))
 }
 
@@ -129,7 +126,7 @@ pub fn map_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         .map(|(n, v, pos)| {
             (
                 *n,
-                Value::app(Value::app(f.clone(), Value::str(n.bytes())), v.clone()),
+                Value::app(Value::app(f.clone(), ev.sym_str(*n)), v.clone()),
                 *pos,
             )
         })
@@ -173,10 +170,7 @@ pub fn zip_attrs_with(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         let vals = acc.remove(&n).unwrap_or_default();
         v.push((
             n,
-            Value::app(
-                Value::app(f.clone(), Value::str(n.bytes())),
-                Value::list(vals),
-            ),
+            Value::app(Value::app(f.clone(), ev.sym_str(n)), Value::list(vals)),
             Pos::NONE,
         ));
     }

@@ -19,7 +19,7 @@ use crate::ops::arith;
 use crate::pos::Pos;
 use crate::symbol::sym;
 use crate::value::*;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::rc::Rc;
 
 macro_rules! prim {
@@ -249,7 +249,7 @@ pub fn install(ev: &mut Eval) {
     for op in PRIMOPS {
         entries.push((sym(op.name), Value::PrimOp(op), Pos::NONE));
     }
-    let self_ref = Rc::new(Thunk(RefCell::new(ThunkState::Blackhole)));
+    let self_ref = Rc::new(Thunk(Cell::new(ThunkState::Blackhole)));
     let store_dir = ev.io.store_dir();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -278,10 +278,12 @@ pub fn install(ev: &mut Eval) {
         entries.push((sym(n), v, Pos::NONE));
     }
     // `derivation` is a placeholder until the Nix-level wrapper is built.
-    let drv_slot = Rc::new(Thunk(RefCell::new(ThunkState::Blackhole)));
+    let drv_slot = Rc::new(Thunk(Cell::new(ThunkState::Blackhole)));
     entries.push((sym("derivation"), Value::Thunk(drv_slot.clone()), Pos::NONE));
     let battrs = Rc::new(Attrs::from_unsorted(entries));
-    *self_ref.0.borrow_mut() = ThunkState::Done(Value::Attrs(battrs.clone()));
+    self_ref
+        .0
+        .set(ThunkState::Done(Value::Attrs(battrs.clone())));
 
     let mut names = std::collections::HashMap::new();
     let mut vals = Vec::new();
@@ -311,7 +313,7 @@ pub fn install(ev: &mut Eval) {
             ev.eval(e, &g)
         })
         .unwrap_or(Value::Null);
-    *drv_slot.0.borrow_mut() = ThunkState::Done(drv);
+    drv_slot.0.set(ThunkState::Done(drv));
 }
 
 fn num2(ev: &mut Eval, op: BinOp, a: &[Value], p: Pos) -> Result<Value> {
