@@ -46,28 +46,28 @@ impl Error {
         })
     }
 
-    /// Renders the error the way the CLI prints it.
+    /// Renders the error the way the CLI prints it: with `show_trace`,
+    /// the context frames (outermost first) precede the message.
     pub fn render(&self, show_trace: bool) -> String {
         let mut out = String::from("error:");
-        if show_trace {
-            for (what, pos) in self.trace.iter().rev() {
-                out.push_str("\n       … ");
-                out.push_str(what);
-                if let Some(loc) = pos.location() {
-                    out.push_str(&format!("\n         at {loc}"));
-                }
-                out.push('\n');
+        let frames = if show_trace { &self.trace[..] } else { &[][..] };
+        for (what, pos) in frames.iter().rev() {
+            out.push_str("\n       … ");
+            out.push_str(what);
+            if let Some(loc) = pos.location() {
+                out.push_str(&format!("\n         at {loc}:"));
+                out.push_str(&snippet(*pos, 7));
             }
-            if !self.trace.is_empty() {
-                out.push_str("\n       error: ");
-            } else {
-                out.push(' ');
-            }
-        } else {
+            out.push('\n');
+        }
+        if frames.is_empty() {
             out.push(' ');
+        } else {
+            out.push_str("\n       error: ");
         }
         out.push_str(&self.msg);
-        if let Some(loc) = self.pos.location() {
+        let shown = frames.first().is_some_and(|(_, p)| *p == self.pos);
+        if !shown && let Some(loc) = self.pos.location() {
             out.push_str(&format!("\n       at {loc}:"));
             out.push_str(&snippet(self.pos, 7));
         }

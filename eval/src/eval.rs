@@ -855,6 +855,8 @@ impl Eval {
             }
         };
         self.eval(&lam.body, &env)
+            .trace(|| format!("while calling {}", lam_desc(lam)), lam.pos)
+            .trace(|| "from call site".to_string(), pos)
     }
 
     /// Calls `f` with several arguments.
@@ -1060,6 +1062,13 @@ impl Eval {
             _ => {}
         }
         Ok(())
+    }
+}
+
+fn lam_desc(l: &LambdaExpr) -> String {
+    match l.name {
+        Some(n) => format!("'{n}'"),
+        None => "anonymous lambda".to_string(),
     }
 }
 

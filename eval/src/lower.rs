@@ -105,6 +105,24 @@ pub fn parse(text: &str, file: u32, globals: &HashMap<Sym, u32>, opts: &LowerOpt
 
 fn parse_error(e: &rnix::ParseError, file: u32, text: &str) -> Box<Error> {
     use rnix::ParseError as P;
+    // A path literal with a trailing slash lexes as an error token.
+    if let P::UnexpectedWanted(_, r, _) | P::Unexpected(r) = e {
+        let (s, end) = (usize::from(r.start()), usize::from(r.end()));
+        if let Some(tok) = text.get(s..end)
+            && tok.ends_with('/')
+            && (tok.starts_with('/')
+                || tok.starts_with('.')
+                || tok.starts_with('~')
+                || tok.contains('/'))
+            && !tok.contains(char::is_whitespace)
+        {
+            return Error::new(
+                ErrorKind::Parse,
+                "path has a trailing slash",
+                Pos::new(file, end as u32),
+            );
+        }
+    }
     let (msg, off) = match e {
         P::Unexpected(r) => (
             "syntax error, unexpected token".to_string(),
@@ -363,6 +381,7 @@ impl Lowerer<'_> {
                     .find(|t| ast::BinOpKind::from_kind(t.kind()).is_some())
                     .map(|t| Pos::at(self.base, u32::from(t.text_range().start())))
                     .unwrap_or(pos);
+                let rpos = self.pos_of(r.syntax());
                 let l = self.expr(l)?;
                 let r = self.expr(r)?;
                 let pair = Box::new((l, r));
@@ -370,7 +389,7 @@ impl Lowerer<'_> {
                 match op {
                     K::Concat => Expr::Bin(BinOp::Concat, pair, opos),
                     K::Update => Expr::Bin(BinOp::Update, pair, opos),
-                    K::Add => Expr::Bin(BinOp::Add, pair, opos),
+                    K::Add => Expr::Bin(BinOp::Add, pair, rpos),
                     K::Sub => Expr::Bin(BinOp::Sub, pair, opos),
                     K::Mul => Expr::Bin(BinOp::Mul, pair, opos),
                     K::Div => Expr::Bin(BinOp::Div, pair, opos),
@@ -406,8 +425,8 @@ impl Lowerer<'_> {
                     return self.missing(l.syntax());
                 };
                 let pre = self.pre_attrs(&l, true, pos)?;
-                if let Some((_, _, p)) = pre.dynamics.first() {
-                    return self.err("dynamic attributes not allowed in let", *p);
+                if !pre.dynamics.is_empty() {
+                    return self.err("dynamic attributes not allowed in let", pos);
                 }
                 let (attrs, body) = self.lower_rec(pre, Some(body))?;
                 Expr::Let(Box::new((attrs, body.unwrap_or(Expr::Const(Value::Null)))))
@@ -878,6 +897,12 @@ impl Lowerer<'_> {
             }
             (None, v) => (self.lower_preval(v)?, None),
         };
+        let mut value = value;
+        if let Expr::Lambda(l) = &mut value
+            && l.name.is_none()
+        {
+            l.name = Some(s.name);
+        }
         Ok(AttrDef {
             name: s.name,
             value,

@@ -106,6 +106,24 @@ fn pv(
     seen: &mut HashSet<usize>,
     top: bool,
 ) -> Result<()> {
+    if ev.depth > ev.opts.max_call_depth {
+        out.extend_from_slice("«too deep»".as_bytes());
+        return Ok(());
+    }
+    ev.depth += 1;
+    let r = pv_inner(ev, v, force, out, seen, top);
+    ev.depth -= 1;
+    r
+}
+
+fn pv_inner(
+    ev: &mut Eval,
+    v: &Value,
+    force: bool,
+    out: &mut Vec<u8>,
+    seen: &mut HashSet<usize>,
+    top: bool,
+) -> Result<()> {
     // Values are tracked by their cell (thunk) identity, as Nix does.
     let cell = match v {
         Value::Thunk(t) => Some(Rc::as_ptr(t) as *const u8 as usize),

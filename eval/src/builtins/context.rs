@@ -92,7 +92,9 @@ pub fn get_context(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         if let Some(rest) = c.strip_prefix(b"=") {
             m.entry(rest.to_vec()).or_default().all = true;
         } else if let Some(rest) = c.strip_prefix(b"!") {
-            let i = rest.iter().position(|&b| b == b'!').unwrap_or(0);
+            let Some(i) = rest.iter().position(|&b| b == b'!') else {
+                continue;
+            };
             let out = rest[..i].to_vec();
             m.entry(rest[i + 1..].to_vec())
                 .or_default()

@@ -347,6 +347,20 @@ pub fn xml_value(
     out: &mut Vec<u8>,
     p: Pos,
 ) -> Result<()> {
+    ev.enter(p)?;
+    let r = xml_value_inner(ev, v, n, ctx, out, p);
+    ev.depth -= 1;
+    r
+}
+
+fn xml_value_inner(
+    ev: &mut Eval,
+    v: &Value,
+    n: usize,
+    ctx: &mut Context,
+    out: &mut Vec<u8>,
+    p: Pos,
+) -> Result<()> {
     let v = ev.force(v)?;
     match &v {
         Value::Null => leaf(out, n, "null", &[]),
