@@ -66,7 +66,7 @@ impl Error {
             out.push_str("\n       error: ");
         }
         out.push_str(&self.msg);
-        let shown = frames.first().is_some_and(|(_, p)| *p == self.pos);
+        let shown = frames.iter().any(|(_, p)| *p == self.pos);
         if !shown && let Some(loc) = self.pos.location() {
             out.push_str(&format!("\n       at {loc}:"));
             out.push_str(&snippet(self.pos, 7));
@@ -144,4 +144,66 @@ pub fn snippet(pos: Pos, ind: usize) -> String {
         line(&mut out, l + 1);
     }
     out
+}
+
+/// Nix's type-error message: "expected a set but found an integer: 1".
+pub fn type_msg(expected: &str, v: &crate::value::Value) -> String {
+    let mut shown = Vec::new();
+    short_value(v, 0, &mut shown);
+    format!(
+        "expected {expected} but found {}: {}",
+        v.type_desc(),
+        String::from_utf8_lossy(&shown)
+    )
+}
+
+/// A short rendering of a value for error messages (nothing is forced).
+fn short_value(v: &crate::value::Value, depth: usize, out: &mut Vec<u8>) {
+    use crate::value::Value;
+    match v {
+        Value::Attrs(a) if a.is_empty() => out.extend_from_slice(b"{ }"),
+        Value::List(l) if l.is_empty() => out.extend_from_slice(b"[ ]"),
+        Value::Attrs(a) if depth < 2 => {
+            out.extend_from_slice(b"{ ");
+            for (name, x, _) in a.sorted_by_name().into_iter().take(8) {
+                out.extend_from_slice(name.bytes());
+                out.extend_from_slice(b" = ");
+                short_value(x, depth + 1, out);
+                out.extend_from_slice(b"; ");
+            }
+            if a.len() > 8 {
+                out.extend_from_slice("«".as_bytes());
+                out.extend_from_slice(format!("{} attributes elided", a.len() - 8).as_bytes());
+                out.extend_from_slice("» ".as_bytes());
+            }
+            out.push(b'}');
+        }
+        Value::List(l) if depth < 2 => {
+            out.extend_from_slice(b"[ ");
+            for x in l.iter().take(8) {
+                short_value(x, depth + 1, out);
+                out.push(b' ');
+            }
+            if l.len() > 8 {
+                out.extend_from_slice(format!("«{} items elided» ", l.len() - 8).as_bytes());
+            }
+            out.push(b']');
+        }
+        Value::Attrs(_) | Value::List(_) => out.extend_from_slice("«…»".as_bytes()),
+        Value::Thunk(t) => match t.done() {
+            Some(x) => short_value(&x, depth, out),
+            None => out.extend_from_slice("«thunk»".as_bytes()),
+        },
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Float(f) => out.extend_from_slice(crate::print::fmt_float(*f).as_bytes()),
+        Value::Str(s) => crate::print::escape_string(&s.bytes, out),
+        Value::Path(p) => out.extend_from_slice(p),
+        Value::Lambda(_) => out.extend_from_slice("«lambda»".as_bytes()),
+        Value::PrimOp(p) => out.extend_from_slice(format!("«primop {}»", p.name).as_bytes()),
+        Value::PrimOpApp(p) => {
+            out.extend_from_slice(format!("«partially applied primop {}»", p.op.name).as_bytes())
+        }
+    }
 }

@@ -85,6 +85,8 @@ pub struct Eval {
     /// `hashDerivationModulo` of the derivations created so far.
     pub(crate) drv_hashes: HashMap<String, Vec<u8>>,
     sym_strs: Vec<Option<Value>>,
+    /// The builtin being run: (address of its arguments, count, name).
+    cur_prim: Option<(usize, usize, &'static str)>,
     pub(crate) import_cache: HashMap<Vec<u8>, Value>,
     pub(crate) file_cache: HashMap<Vec<u8>, &'static Expr>,
     pub(crate) s: Syms,
@@ -150,6 +152,7 @@ impl Eval {
             import_cache: HashMap::new(),
             drv_hashes: HashMap::new(),
             sym_strs: Vec::new(),
+            cur_prim: None,
             file_cache: HashMap::new(),
             s,
         };
@@ -328,10 +331,7 @@ impl Eval {
                     };
                     let ns = self.force(&ns)?;
                     let Value::Attrs(a) = ns else {
-                        return err(
-                            format!("value is {} while a set was expected", ns.type_desc()),
-                            *pos,
-                        );
+                        return err(crate::error::type_msg("a set", &ns), *pos);
                     };
                     if let Some(v) = a.get(*name) {
                         let v = v.clone();
@@ -487,10 +487,7 @@ impl Eval {
     fn eval_bool(&mut self, e: &'static Expr, env: &Rc<Env>, pos: Pos) -> Result<bool> {
         match self.eval(e, env)? {
             Value::Bool(b) => Ok(b),
-            v => err(
-                format!("value is {} while a Boolean was expected", v.type_desc()),
-                pos,
-            ),
+            v => err(crate::error::type_msg("a Boolean", &v), pos),
         }
     }
 
@@ -502,10 +499,7 @@ impl Eval {
                 let v = self.eval(e, env)?;
                 match v {
                     Value::Str(s) => Ok(intern(&s.bytes)),
-                    v => err(
-                        format!("value is {} while a string was expected", v.type_desc()),
-                        Pos::NONE,
-                    ),
+                    v => err(crate::error::type_msg("a string", &v), Pos::NONE),
                 }
             }
         }
@@ -536,11 +530,8 @@ impl Eval {
                     if let Some(d) = def {
                         return self.eval(d, env);
                     }
-                    return err(
-                        format!("value is {} while a set was expected", other.type_desc()),
-                        pos,
-                    )
-                    .trace(|| format!("while selecting attribute '{name}'"), pos);
+                    return err(crate::error::type_msg("a set", &other), pos)
+                        .trace(|| format!("while selecting attribute '{name}'"), pos);
                 }
             };
             v = self
@@ -671,10 +662,7 @@ impl Eval {
                 Value::Null => continue,
                 Value::Str(s) => intern(&s.bytes),
                 other => {
-                    return err(
-                        format!("value is {} while a string was expected", other.type_desc()),
-                        *p,
-                    );
+                    return err(crate::error::type_msg("a string", &other), *p);
                 }
             };
             match entries.binary_search_by(|e| e.0.cmp(&name)) {
@@ -747,8 +735,8 @@ impl Eval {
             Value::Lambda(c) => self.call_lambda(&c, arg, pos),
             Value::PrimOp(op) => {
                 if op.arity == 1 {
-                    (op.f)(self, &[arg], pos)
-                        .trace(|| format!("while calling the '{}' builtin", op.name), pos)
+                    let args = [arg];
+                    self.call_prim(op, &args, pos)
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp {
                         op,
@@ -760,10 +748,7 @@ impl Eval {
                 let mut args = app.args.clone();
                 args.push(arg);
                 if args.len() == app.op.arity {
-                    (app.op.f)(self, &args, pos).trace(
-                        || format!("while calling the '{}' builtin", app.op.name),
-                        pos,
-                    )
+                    self.call_prim(app.op, &args, pos)
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op, args })))
                 }
@@ -790,6 +775,41 @@ impl Eval {
         }
     }
 
+    /// Runs a builtin, remembering its arguments so that errors raised
+    /// while forcing one of them name the argument (see [`Eval::arg_frame`]).
+    fn call_prim(&mut self, op: &'static PrimOp, args: &[Value], pos: Pos) -> Result<Value> {
+        let saved = self
+            .cur_prim
+            .replace((args.as_ptr() as usize, args.len(), op.name));
+        let r = (op.f)(self, args, pos);
+        self.cur_prim = saved;
+        r.trace(|| format!("while calling the '{}' builtin", op.name), pos)
+    }
+
+    /// Adds "while evaluating the N-th argument passed to builtins.X" to an
+    /// error raised while forcing `v`, if `v` is an argument of the builtin
+    /// being run.
+    fn arg_frame(&self, v: &Value, mut e: Box<Error>) -> Box<Error> {
+        if let Some((start, n, name)) = self.cur_prim {
+            let addr = v as *const Value as usize;
+            let size = std::mem::size_of::<Value>();
+            if addr >= start && addr < start + n * size {
+                let idx = (addr - start) / size;
+                let nth = ["first", "second", "third"]
+                    .get(idx)
+                    .copied()
+                    .unwrap_or("next");
+                if e.trace.len() < 64 {
+                    e.trace.push((
+                        format!("while evaluating the {nth} argument passed to builtins.{name}"),
+                        Pos::NONE,
+                    ));
+                }
+            }
+        }
+        e
+    }
+
     fn call_lambda(&mut self, c: &Rc<Closure>, arg: Value, pos: Pos) -> Result<Value> {
         let lam = c.lam;
         let env = match &lam.formals {
@@ -800,11 +820,8 @@ impl Eval {
             Some(formals) => {
                 let argv = self.force(&arg)?;
                 let Value::Attrs(attrs) = &argv else {
-                    return err(
-                        format!("value is {} while a set was expected", argv.type_desc()),
-                        pos,
-                    )
-                    .trace(|| "while calling a function".to_string(), lam.pos);
+                    return err(crate::error::type_msg("a set", &argv), pos)
+                        .trace(|| "while calling a function".to_string(), lam.pos);
                 };
                 let env = Rc::new(Env {
                     up: Some(c.env.clone()),
@@ -872,64 +889,76 @@ impl Eval {
 
     /// Forces a value and checks it is a set.
     pub fn force_attrs(&mut self, v: &Value, pos: Pos) -> Result<Rc<Attrs>> {
+        self.force_attrs_inner(v, pos)
+            .map_err(|e| self.arg_frame(v, e))
+    }
+
+    fn force_attrs_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<Attrs>> {
         match self.force(v)? {
             Value::Attrs(a) => Ok(a),
-            v => err(
-                format!("value is {} while a set was expected", v.type_desc()),
-                pos,
-            ),
+            v => err(crate::error::type_msg("a set", &v), pos),
         }
     }
     /// Forces a value and checks it is a list.
     pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+        self.force_list_inner(v, pos)
+            .map_err(|e| self.arg_frame(v, e))
+    }
+
+    fn force_list_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
-            v => err(
-                format!("value is {} while a list was expected", v.type_desc()),
-                pos,
-            ),
+            v => err(crate::error::type_msg("a list", &v), pos),
         }
     }
     /// Forces a value and checks it is an integer.
     pub fn force_int(&mut self, v: &Value, pos: Pos) -> Result<i64> {
+        self.force_int_inner(v, pos)
+            .map_err(|e| self.arg_frame(v, e))
+    }
+
+    fn force_int_inner(&mut self, v: &Value, pos: Pos) -> Result<i64> {
         match self.force(v)? {
             Value::Int(i) => Ok(i),
-            v => err(
-                format!("value is {} while an integer was expected", v.type_desc()),
-                pos,
-            ),
+            v => err(crate::error::type_msg("an integer", &v), pos),
         }
     }
     /// Forces a value and checks it is a Boolean.
     pub fn force_bool(&mut self, v: &Value, pos: Pos) -> Result<bool> {
+        self.force_bool_inner(v, pos)
+            .map_err(|e| self.arg_frame(v, e))
+    }
+
+    fn force_bool_inner(&mut self, v: &Value, pos: Pos) -> Result<bool> {
         match self.force(v)? {
             Value::Bool(b) => Ok(b),
-            v => err(
-                format!("value is {} while a Boolean was expected", v.type_desc()),
-                pos,
-            ),
+            v => err(crate::error::type_msg("a Boolean", &v), pos),
         }
     }
     /// Forces a value and checks it is a function.
     pub fn force_fn(&mut self, v: &Value, pos: Pos) -> Result<Value> {
+        self.force_fn_inner(v, pos)
+            .map_err(|e| self.arg_frame(v, e))
+    }
+
+    fn force_fn_inner(&mut self, v: &Value, pos: Pos) -> Result<Value> {
         let f = self.force(v)?;
         if f.is_function() || matches!(&f, Value::Attrs(a) if a.get(self.s.functor).is_some()) {
             Ok(f)
         } else {
-            err(
-                format!("value is {} while a function was expected", f.type_desc()),
-                pos,
-            )
+            err(crate::error::type_msg("a function", &f), pos)
         }
     }
     /// Forces a value and checks it is a string (no coercion).
     pub fn force_str(&mut self, v: &Value, pos: Pos) -> Result<Rc<NixStr>> {
+        self.force_str_inner(v, pos)
+            .map_err(|e| self.arg_frame(v, e))
+    }
+
+    fn force_str_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<NixStr>> {
         match self.force(v)? {
             Value::Str(s) => Ok(s),
-            v => err(
-                format!("value is {} while a string was expected", v.type_desc()),
-                pos,
-            ),
+            v => err(crate::error::type_msg("a string", &v), pos),
         }
     }
     /// A string without context (errors if it has one? no: context is ignored).

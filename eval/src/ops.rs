@@ -17,10 +17,7 @@ impl Eval {
             BinOp::Concat => {
                 let (Value::List(x), Value::List(y)) = (&a, &b) else {
                     let bad = if matches!(a, Value::List(_)) { &b } else { &a };
-                    return err(
-                        format!("value is {} while a list was expected", bad.type_desc()),
-                        pos,
-                    );
+                    return err(crate::error::type_msg("a list", &bad), pos);
                 };
                 if x.is_empty() {
                     return Ok(b.clone());
@@ -37,10 +34,7 @@ impl Eval {
             BinOp::Update => {
                 let (Value::Attrs(x), Value::Attrs(y)) = (&a, &b) else {
                     let bad = if matches!(a, Value::Attrs(_)) { &b } else { &a };
-                    return err(
-                        format!("value is {} while a set was expected", bad.type_desc()),
-                        pos,
-                    );
+                    return err(crate::error::type_msg("a set", &bad), pos);
                 };
                 Ok(Value::Attrs(update(x, y)))
             }
@@ -289,10 +283,7 @@ pub fn arith(op: BinOp, a: &Value, b: &Value, pos: Pos) -> Result<Value> {
             } else {
                 a
             };
-            err(
-                format!("value is {} while an integer was expected", bad.type_desc()),
-                pos,
-            )
+            err(crate::error::type_msg("an integer", &bad), pos)
         }
     }
 }

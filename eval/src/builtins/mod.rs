@@ -339,10 +339,7 @@ fn round(ev: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value>
                 )
             }
         }
-        v => err(
-            format!("value is {} while a float was expected", v.type_desc()),
-            p,
-        ),
+        v => err(crate::error::type_msg("a float", &v), p),
     }
 }
 
