@@ -530,7 +530,7 @@ impl Eval {
                     if let Some(d) = def {
                         return self.eval(d, env);
                     }
-                    return err(crate::error::type_msg("a set", &other), pos)
+                    return err(crate::error::type_msg("a set", other), pos)
                         .trace(|| format!("while selecting attribute '{name}'"), pos);
                 }
             };

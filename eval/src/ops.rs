@@ -17,7 +17,7 @@ impl Eval {
             BinOp::Concat => {
                 let (Value::List(x), Value::List(y)) = (&a, &b) else {
                     let bad = if matches!(a, Value::List(_)) { &b } else { &a };
-                    return err(crate::error::type_msg("a list", &bad), pos);
+                    return err(crate::error::type_msg("a list", bad), pos);
                 };
                 if x.is_empty() {
                     return Ok(b.clone());
@@ -34,7 +34,7 @@ impl Eval {
             BinOp::Update => {
                 let (Value::Attrs(x), Value::Attrs(y)) = (&a, &b) else {
                     let bad = if matches!(a, Value::Attrs(_)) { &b } else { &a };
-                    return err(crate::error::type_msg("a set", &bad), pos);
+                    return err(crate::error::type_msg("a set", bad), pos);
                 };
                 Ok(Value::Attrs(update(x, y)))
             }
@@ -283,7 +283,7 @@ pub fn arith(op: BinOp, a: &Value, b: &Value, pos: Pos) -> Result<Value> {
             } else {
                 a
             };
-            err(crate::error::type_msg("an integer", &bad), pos)
+            err(crate::error::type_msg("an integer", bad), pos)
         }
     }
 }
