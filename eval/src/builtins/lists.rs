@@ -1,10 +1,18 @@
 //! List builtins.
 
-use crate::error::{Result, err};
+use crate::error::{AddTrace, Result, err};
 use crate::eval::Eval;
 use crate::pos::Pos;
 use crate::symbol::sym;
 use crate::value::*;
+
+fn pred_named(ev: &mut Eval, f: &Value, x: &Value, p: Pos, name: &str) -> Result<bool> {
+    let r = ev.call_n(f, std::slice::from_ref(x), p)?;
+    ev.force_bool(&r, p).trace(
+        || format!("while evaluating the return value of the function passed to builtins.{name}"),
+        Pos::NONE,
+    )
+}
 
 fn pred(ev: &mut Eval, f: &Value, x: &Value, p: Pos) -> Result<bool> {
     let r = ev.call_n(f, std::slice::from_ref(x), p)?;
@@ -14,7 +22,7 @@ fn pred(ev: &mut Eval, f: &Value, x: &Value, p: Pos) -> Result<bool> {
 pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
     for x in l.iter() {
-        if !pred(ev, &a[0], x, p)? {
+        if !pred_named(ev, &a[0], x, p, "all")? {
             return Ok(Value::Bool(false));
         }
     }
@@ -24,7 +32,7 @@ pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 pub fn any(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
     for x in l.iter() {
-        if pred(ev, &a[0], x, p)? {
+        if pred_named(ev, &a[0], x, p, "any")? {
             return Ok(Value::Bool(true));
         }
     }
@@ -45,7 +53,14 @@ pub fn concat_map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut out = Vec::new();
     for x in l.iter() {
         let r = ev.call_n(&a[0], std::slice::from_ref(x), p)?;
-        out.extend(ev.force_list(&r, p)?.iter().cloned());
+        let l = ev.force_list(&r, p).trace(
+            || {
+                "while evaluating the return value of the function passed to builtins.concatMap"
+                    .to_string()
+            },
+            Pos::NONE,
+        )?;
+        out.extend(l.iter().cloned());
     }
     Ok(Value::list(out))
 }

@@ -317,9 +317,30 @@ pub fn install(ev: &mut Eval) {
 }
 
 fn num2(ev: &mut Eval, op: BinOp, a: &[Value], p: Pos) -> Result<Value> {
-    let x = ev.force(&a[0])?;
-    let y = ev.force(&a[1])?;
-    arith(op, &x, &y, p)
+    let what = match op {
+        BinOp::Add => "addition",
+        BinOp::Sub => "subtraction",
+        BinOp::Mul => "multiplication",
+        _ => "division",
+    };
+    let mut vals = [Value::Null, Value::Null];
+    for (i, nth) in ["first", "second"].iter().enumerate() {
+        let v = ev.force(&a[i])?;
+        if !matches!(v, Value::Int(_) | Value::Float(_)) {
+            let mut e = Error::new(
+                ErrorKind::Eval,
+                crate::error::type_msg("an integer", &v),
+                Pos::NONE,
+            );
+            e.trace.push((
+                format!("while evaluating the {nth} argument of the {what}"),
+                Pos::NONE,
+            ));
+            return Err(e);
+        }
+        vals[i] = v;
+    }
+    arith(op, &vals[0], &vals[1], p)
 }
 
 fn round(ev: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value> {
