@@ -158,6 +158,13 @@ pub fn type_msg(expected: &str, v: &crate::value::Value) -> String {
 }
 
 /// A short rendering of a value for error messages (nothing is forced).
+pub fn short(v: &crate::value::Value) -> String {
+    let mut out = Vec::new();
+    short_value(v, 0, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Renders `v` into `out` (see [`short`]).
 fn short_value(v: &crate::value::Value, depth: usize, out: &mut Vec<u8>) {
     use crate::value::Value;
     match v {

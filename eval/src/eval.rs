@@ -760,15 +760,19 @@ impl Eval {
                     self.call(g, arg, pos)
                 } else {
                     err(
-                        "attempt to call something which is not a function but a set",
+                        format!(
+                            "attempt to call something which is not a function but a set: {}",
+                            crate::error::short(&Value::Attrs(a.clone()))
+                        ),
                         pos,
                     )
                 }
             }
             other => err(
                 format!(
-                    "attempt to call something which is not a function but {}",
-                    other.type_desc()
+                    "attempt to call something which is not a function but {}: {}",
+                    other.type_desc(),
+                    crate::error::short(&other)
                 ),
                 pos,
             ),
@@ -1018,7 +1022,13 @@ impl Eval {
                     let o = o.clone();
                     return self.coerce_to_string(&o, ctx, more, copy, pos);
                 }
-                err("cannot coerce a set to a string", pos)
+                err(
+                    format!(
+                        "cannot coerce a set to a string: {}",
+                        crate::error::short(&v)
+                    ),
+                    pos,
+                )
             }
             Value::Null if more => Ok(Vec::new()),
             Value::Bool(b) if more => Ok(if *b { b"1".to_vec() } else { Vec::new() }),
@@ -1039,7 +1049,11 @@ impl Eval {
                 Ok(out)
             }
             other => err(
-                format!("cannot coerce {} to a string", other.type_desc()),
+                format!(
+                    "cannot coerce {} to a string: {}",
+                    other.type_desc(),
+                    crate::error::short(other)
+                ),
                 pos,
             ),
         }

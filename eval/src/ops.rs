@@ -109,10 +109,23 @@ impl Eval {
                 }
                 Ok(x.len().cmp(&y.len()))
             }
-            _ => err(
-                format!("cannot compare {} with {}", a.type_desc(), b.type_desc()),
-                pos,
-            ),
+            _ => {
+                let (sa, sb) = (crate::error::short(&a), crate::error::short(&b));
+                let msg = if std::mem::discriminant(&a) == std::mem::discriminant(&b) {
+                    format!(
+                        "cannot compare {} with {}; values of that type are incomparable (values are {sa} and {sb})",
+                        a.type_desc(),
+                        b.type_desc()
+                    )
+                } else {
+                    format!(
+                        "cannot compare {} with {}; values are {sa} and {sb}",
+                        a.type_desc(),
+                        b.type_desc()
+                    )
+                };
+                err(msg, pos)
+            }
         }
     }
 
