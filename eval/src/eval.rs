@@ -799,13 +799,30 @@ impl Eval {
             let size = std::mem::size_of::<Value>();
             if addr >= start && addr < start + n * size {
                 let idx = (addr - start) / size;
-                let nth = ["first", "second", "third"]
-                    .get(idx)
-                    .copied()
-                    .unwrap_or("next");
+                let unary = matches!(
+                    name,
+                    "attrNames"
+                        | "attrValues"
+                        | "derivationStrict"
+                        | "listToAttrs"
+                        | "stringLength"
+                );
+                let nth = if unary {
+                    ""
+                } else {
+                    ["first ", "second ", "third "]
+                        .get(idx)
+                        .copied()
+                        .unwrap_or("")
+                };
+                let name = if name == "foldl'" {
+                    "foldlStrict"
+                } else {
+                    name
+                };
                 if e.trace.len() < 64 {
                     e.trace.push((
-                        format!("while evaluating the {nth} argument passed to builtins.{name}"),
+                        format!("while evaluating the {nth}argument passed to builtins.{name}"),
                         Pos::NONE,
                     ));
                 }

@@ -404,7 +404,7 @@ impl Lowerer<'_> {
                     K::Implication => Expr::Impl(pair, opos),
                     K::PipeRight | K::PipeLeft => {
                         return self.err(
-                            "experimental Nix feature 'pipe-operators' is disabled",
+                            "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it",
                             opos,
                         );
                     }

@@ -332,8 +332,13 @@ fn num2(ev: &mut Eval, op: BinOp, a: &[Value], p: Pos) -> Result<Value> {
                 crate::error::type_msg("an integer", &v),
                 Pos::NONE,
             );
+            let arg = if op == BinOp::Div {
+                "operand"
+            } else {
+                "argument"
+            };
             e.trace.push((
-                format!("while evaluating the {nth} argument of the {what}"),
+                format!("while evaluating the {nth} {arg} of the {what}"),
                 Pos::NONE,
             ));
             return Err(e);

@@ -62,7 +62,7 @@ pub fn substring(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let len = ev.force_int(&a[1], p)?;
     let (s, ctx) = str_ctx(ev, &a[2], p)?;
     if start < 0 {
-        return err("negative start position in substring", p);
+        return err("negative start position in 'substring'", p);
     }
     let start = (start as usize).min(s.len());
     let end = if len < 0 {
