@@ -1,6 +1,12 @@
 //! A small wrapper over the regular-expression engine used by
 //! `builtins.match` and `builtins.split`, so the engine can be swapped for
 //! a POSIX-ERE implementation without touching the builtins.
+//!
+//! The interface (`new`, `group_count`, `full_match`, `search`) is the one
+//! of the POSIX-ERE engine; until that engine is in place, patterns are
+//! translated to the `regex` crate's syntax (bracket expressions, literal
+//! braces), which matches leftmost-first rather than leftmost-longest
+//! when alternatives overlap.
 
 /// A compiled extended regular expression.
 pub struct Regex {
