@@ -155,8 +155,14 @@ pub fn derivation_strict(ev: &mut Eval, attrs: &Value, p: Pos) -> Result<Value> 
             p,
         );
     }
-    derivation_inner(ev, &attrs, &name, p)
-        .trace(|| format!("while evaluating derivation '{name}'"), p)
+    let npos = attrs.get_entry(ev.s.name).map(|e| e.2).unwrap_or(p);
+    derivation_inner(ev, &attrs, &name, p).trace(
+        || match npos.location() {
+            Some(loc) => format!("while evaluating derivation '{name}'\n         whose name attribute is located at {loc}"),
+            None => format!("while evaluating derivation '{name}'"),
+        },
+        Pos::NONE,
+    )
 }
 
 fn get_bool(ev: &mut Eval, a: &Attrs, key: &str, p: Pos) -> Result<bool> {
@@ -181,77 +187,86 @@ fn derivation_inner(ev: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> Result<
         if k == "__ignoreNulls" || (structured && k == "__structuredAttrs") {
             continue;
         }
-        let v = ev.force(v)?;
-        if ignore_nulls && matches!(v, Value::Null) {
-            continue;
-        }
-        let apos = *apos;
-        if structured {
-            if !first {
-                json.push(b',');
+        let apos0 = *apos;
+        let r = (|| -> Result<()> {
+            let v = ev.force(v)?;
+            if ignore_nulls && matches!(v, Value::Null) {
+                return Ok(());
             }
-            first = false;
-            json.extend_from_slice(serde_json::to_string(&k).unwrap_or_default().as_bytes());
-            json.push(b':');
-            to_json_bytes(ev, &v, &mut ctx, apos, &mut json).trace(
-                || format!("while evaluating attribute '{k}' of derivation '{name}'"),
-                apos,
-            )?;
-        }
-        match k.as_str() {
-            "args" => {
-                let l = ev.force_list(&v, apos)?;
-                for x in l.iter() {
-                    let s = coerce(ev, x, &mut ctx, apos)?;
-                    drv.args.push(s);
+            let apos = *apos;
+            if structured {
+                if !first {
+                    json.push(b',');
                 }
-                continue;
+                first = false;
+                json.extend_from_slice(serde_json::to_string(&k).unwrap_or_default().as_bytes());
+                json.push(b':');
+                to_json_bytes(ev, &v, &mut ctx, apos, &mut json)?;
             }
-            "outputs" => {
-                let l = ev.force_list(&v, apos)?;
-                let mut outs = Vec::new();
-                for x in l.iter() {
-                    let s = ev.force_str(x, apos)?.lossy();
-                    if s == "drv" || s == "drvPath" || check_name(&s).is_err() {
-                        return err(format!("invalid derivation output name '{s}'"), apos);
+            match k.as_str() {
+                "args" => {
+                    let l = ev.force_list(&v, apos)?;
+                    for x in l.iter() {
+                        let s = coerce(ev, x, &mut ctx, apos)?;
+                        drv.args.push(s);
                     }
-                    if outs.contains(&s) {
-                        return err(format!("duplicate derivation output '{s}'"), apos);
+                    return Ok(());
+                }
+                "outputs" => {
+                    let l = ev.force_list(&v, apos)?;
+                    let mut outs = Vec::new();
+                    for x in l.iter() {
+                        let s = ev.force_str(x, apos)?.lossy();
+                        if s == "drv" || s == "drvPath" || check_name(&s).is_err() {
+                            return err(format!("invalid derivation output name '{s}'"), apos);
+                        }
+                        if outs.contains(&s) {
+                            return err(format!("duplicate derivation output '{s}'"), apos);
+                        }
+                        outs.push(s);
                     }
-                    outs.push(s);
+                    if outs.is_empty() {
+                        return err("derivation cannot have an empty set of outputs", apos);
+                    }
+                    outputs = outs;
                 }
-                if outs.is_empty() {
-                    return err("derivation cannot have an empty set of outputs", apos);
-                }
-                outputs = outs;
+                _ => {}
             }
-            _ => {}
-        }
-        let s = if structured {
-            match &v {
-                Value::Str(_) | Value::Path(_) | Value::Int(_) | Value::Bool(_) | Value::Null => {
-                    Some(coerce(ev, &v, &mut Context::new(), apos)?)
+            let s = if structured {
+                match &v {
+                    Value::Str(_)
+                    | Value::Path(_)
+                    | Value::Int(_)
+                    | Value::Bool(_)
+                    | Value::Null => Some(coerce(ev, &v, &mut Context::new(), apos)?),
+                    _ => None,
                 }
-                _ => None,
+            } else {
+                Some(coerce(ev, &v, &mut ctx, apos)?)
+            };
+            let Some(s) = s else { return Ok(()) };
+            match k.as_str() {
+                "builder" => drv.builder = s.clone(),
+                "system" => drv.system = s.clone(),
+                "outputHash" => out_hash = Some(s.clone()),
+                "outputHashAlgo" => out_algo = s.clone(),
+                "outputHashMode" => out_mode = s.clone(),
+                _ => {}
             }
-        } else {
-            Some(coerce(ev, &v, &mut ctx, apos).trace(
-                || format!("while evaluating attribute '{k}' of derivation '{name}'"),
-                apos,
-            )?)
-        };
-        let Some(s) = s else { continue };
-        match k.as_str() {
-            "builder" => drv.builder = s.clone(),
-            "system" => drv.system = s.clone(),
-            "outputHash" => out_hash = Some(s.clone()),
-            "outputHashAlgo" => out_algo = s.clone(),
-            "outputHashMode" => out_mode = s.clone(),
-            _ => {}
-        }
-        if !structured {
-            drv.env.insert(k, s);
-        }
+            if !structured {
+                drv.env.insert(k, s);
+            }
+            Ok(())
+        })();
+        r.trace(
+            || {
+                format!(
+                    "while evaluating attribute '{}' of derivation '{name}'",
+                    key.text()
+                )
+            },
+            apos0,
+        )?;
     }
     json.push(b'}');
     if structured {
