@@ -207,7 +207,16 @@ fn short_value(v: &crate::value::Value, depth: usize, out: &mut Vec<u8>) {
         Value::Float(f) => out.extend_from_slice(crate::print::fmt_float(*f).as_bytes()),
         Value::Str(s) => crate::print::escape_string(&s.bytes, out),
         Value::Path(p) => out.extend_from_slice(p),
-        Value::Lambda(_) => out.extend_from_slice("«lambda»".as_bytes()),
+        Value::Lambda(c) => {
+            let name = c.lam.name.map(|n| format!(" {n}")).unwrap_or_default();
+            let at = c
+                .lam
+                .pos
+                .location()
+                .map(|l| format!(" @ {l}"))
+                .unwrap_or_default();
+            out.extend_from_slice(format!("«lambda{name}{at}»").as_bytes())
+        }
         Value::PrimOp(p) => out.extend_from_slice(format!("«primop {}»", p.name).as_bytes()),
         Value::PrimOpApp(p) => {
             out.extend_from_slice(format!("«partially applied primop {}»", p.op.name).as_bytes())

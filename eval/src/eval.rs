@@ -676,9 +676,12 @@ impl Eval {
     fn eval_concat(&mut self, c: &'static ConcatExpr, env: &Rc<Env>) -> Result<Value> {
         let mut out = Vec::new();
         let mut ctx = Context::new();
-        for p in &c.parts {
-            let v = self.eval(p, env)?;
-            let s = self.coerce_to_string(&v, &mut ctx, false, true, c.pos)?;
+        for (i, p) in c.parts.iter().enumerate() {
+            let ppos = c.part_pos.get(i).copied().unwrap_or(c.pos);
+            let s = self
+                .eval(p, env)
+                .and_then(|v| self.coerce_to_string(&v, &mut ctx, false, true, ppos))
+                .trace(|| "while evaluating a path segment".to_string(), ppos)?;
             out.extend_from_slice(&s);
         }
         self.charge(out.len() as u64 / 64, c.pos)?;

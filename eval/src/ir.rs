@@ -81,6 +81,8 @@ pub struct LambdaExpr {
 pub struct ConcatExpr {
     pub parts: Vec<Expr>,
     pub pos: Pos,
+    /// Position of each part (of its `${` for interpolations).
+    pub part_pos: Vec<Pos>,
 }
 
 /// An expression.

@@ -460,6 +460,7 @@ impl Lowerer<'_> {
     fn string(&mut self, s: &ast::Str, pos: Pos) -> Result<Expr> {
         let parts = s.normalized_parts();
         let mut out = Vec::new();
+        let mut part_pos = Vec::new();
         for p in parts {
             match p {
                 InterpolPart::Literal(l) => {
@@ -474,10 +475,14 @@ impl Lowerer<'_> {
                     }
                     if !l.is_empty() {
                         out.push(Expr::Const(Value::str(source::encode(&l))));
+                        part_pos.push(pos);
                     }
                 }
                 InterpolPart::Interpolation(i) => match i.expr() {
-                    Some(e) => out.push(self.expr(e)?),
+                    Some(e) => {
+                        part_pos.push(self.pos_of(i.syntax()));
+                        out.push(self.expr(e)?)
+                    }
                     None => return self.missing(i.syntax()),
                 },
             }
@@ -488,7 +493,11 @@ impl Lowerer<'_> {
         if out.len() == 1 && matches!(out[0], Expr::Const(Value::Str(_))) {
             return Ok(out.pop().unwrap_or(Expr::Const(Value::Null)));
         }
-        Ok(Expr::Concat(Box::new(ConcatExpr { parts: out, pos })))
+        Ok(Expr::Concat(Box::new(ConcatExpr {
+            parts: out,
+            pos,
+            part_pos,
+        })))
     }
 
     fn lint(&self, level: Lint, msg: String, pos: Pos) -> Result<()> {
@@ -577,7 +586,11 @@ impl Lowerer<'_> {
             }
             first = false;
         }
-        Ok(Expr::PathConcat(Box::new(ConcatExpr { parts: out, pos })))
+        Ok(Expr::PathConcat(Box::new(ConcatExpr {
+            parts: out,
+            pos,
+            part_pos: Vec::new(),
+        })))
     }
 
     fn lambda(&mut self, l: &ast::Lambda, pos: Pos) -> Result<LambdaExpr> {
