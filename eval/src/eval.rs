@@ -818,14 +818,14 @@ impl Eval {
                         .copied()
                         .unwrap_or("")
                 };
-                let name = if name == "foldl'" {
-                    "foldlStrict"
-                } else {
-                    name
+                let name = match name {
+                    "foldl'" => "builtins.foldlStrict".to_string(),
+                    "head" | "tail" | "elemAt" | "storePath" => format!("'builtins.{name}'"),
+                    n => format!("builtins.{n}"),
                 };
                 if e.trace.len() < 64 {
                     e.trace.push((
-                        format!("while evaluating the {nth}argument passed to builtins.{name}"),
+                        format!("while evaluating the {nth}argument passed to {name}"),
                         Pos::NONE,
                     ));
                 }

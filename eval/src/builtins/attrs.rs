@@ -1,6 +1,6 @@
 //! Attribute-set builtins.
 
-use crate::error::{Result, err};
+use crate::error::{AddTrace, Result, err};
 use crate::eval::Eval;
 use crate::pos::Pos;
 use crate::symbol::{Sym, intern};
@@ -191,7 +191,10 @@ pub fn group_by(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut acc: HashMap<Sym, Vec<Value>> = HashMap::new();
     for x in l.iter() {
         let k = ev.call_n(&a[0], std::slice::from_ref(x), p)?;
-        let k = name_of(ev, &k, p)?;
+        let k = name_of(ev, &k, p).trace(
+            || "while evaluating the return value of the grouping function passed to builtins.groupBy".to_string(),
+            Pos::NONE,
+        )?;
         acc.entry(k).or_default().push(x.clone());
     }
     Ok(Value::attrs(Attrs::from_unsorted(

@@ -6,23 +6,19 @@ use crate::pos::Pos;
 use crate::symbol::sym;
 use crate::value::*;
 
-fn pred_named(ev: &mut Eval, f: &Value, x: &Value, p: Pos, name: &str) -> Result<bool> {
+/// Calls a predicate; errors in its result name `what`.
+fn pred_named(ev: &mut Eval, f: &Value, x: &Value, p: Pos, what: &str) -> Result<bool> {
     let r = ev.call_n(f, std::slice::from_ref(x), p)?;
     ev.force_bool(&r, p).trace(
-        || format!("while evaluating the return value of the function passed to builtins.{name}"),
+        || format!("while evaluating the return value of {what}"),
         Pos::NONE,
     )
-}
-
-fn pred(ev: &mut Eval, f: &Value, x: &Value, p: Pos) -> Result<bool> {
-    let r = ev.call_n(f, std::slice::from_ref(x), p)?;
-    ev.force_bool(&r, p)
 }
 
 pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
     for x in l.iter() {
-        if !pred_named(ev, &a[0], x, p, "all")? {
+        if !pred_named(ev, &a[0], x, p, "the function passed to builtins.all")? {
             return Ok(Value::Bool(false));
         }
     }
@@ -32,7 +28,7 @@ pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 pub fn any(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
     for x in l.iter() {
-        if pred_named(ev, &a[0], x, p, "any")? {
+        if pred_named(ev, &a[0], x, p, "the function passed to builtins.any")? {
             return Ok(Value::Bool(true));
         }
     }
@@ -88,7 +84,13 @@ pub fn filter(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
     let mut out = Vec::new();
     for x in l.iter() {
-        if pred(ev, &a[0], x, p)? {
+        if pred_named(
+            ev,
+            &a[0],
+            x,
+            p,
+            "the filtering function passed to builtins.filter",
+        )? {
             out.push(x.clone());
         }
     }
@@ -156,7 +158,13 @@ pub fn partition(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
     let (mut r, mut w) = (Vec::new(), Vec::new());
     for x in l.iter() {
-        if pred(ev, &a[0], x, p)? {
+        if pred_named(
+            ev,
+            &a[0],
+            x,
+            p,
+            "the partition function passed to builtins.partition",
+        )? {
             r.push(x.clone())
         } else {
             w.push(x.clone())
@@ -184,7 +192,13 @@ pub fn sort(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 fn less(ev: &mut Eval, f: &Value, x: &Value, y: &Value, p: Pos) -> Result<bool> {
     let r = ev.call_n(f, &[x.clone(), y.clone()], p)?;
-    ev.force_bool(&r, p)
+    ev.force_bool(&r, p).trace(
+        || {
+            "while evaluating the return value of the sorting function passed to builtins.sort"
+                .to_string()
+        },
+        Pos::NONE,
+    )
 }
 
 fn merge_sort(ev: &mut Eval, f: &Value, v: &mut [Value], buf: &mut [Value], p: Pos) -> Result<()> {
