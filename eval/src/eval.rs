@@ -391,6 +391,26 @@ impl Eval {
                 }
             }
             Expr::Assert(cb, pos, text) => {
+                if let Expr::Bin(BinOp::Eq, ab, _) = &cb.0 {
+                    let a = self.eval(&ab.0, env)?;
+                    let b = self.eval(&ab.1, env)?;
+                    if self.equal(&a, &b, *pos)? {
+                        return self.eval(&cb.1, env);
+                    }
+                    let mut e = match self.explain_neq(&a, &b)? {
+                        Some(msg) => Error::new(ErrorKind::Assert, msg, Pos::NONE),
+                        None => Error::new(
+                            ErrorKind::Assert,
+                            format!("assertion '{text}' failed"),
+                            *pos,
+                        ),
+                    };
+                    e.trace.push((
+                        format!("while evaluating the condition of the assertion '{text}'"),
+                        *pos,
+                    ));
+                    return Err(e);
+                }
                 if self.eval_bool(&cb.0, env, *pos)? {
                     self.eval(&cb.1, env)
                 } else {
@@ -701,6 +721,61 @@ impl Eval {
     }
 
     // ------------------------------------------------------------- calls
+
+    /// Why two (forced) values that compared unequal differ, in Nix's
+    /// words, for the cases that need no nested explanation.
+    fn explain_neq(&mut self, a: &Value, b: &Value) -> Result<Option<String>> {
+        fn num_desc(v: &Value) -> Option<String> {
+            match v {
+                Value::Int(i) => Some(format!("an integer with value '{i}'")),
+                Value::Float(f) => Some(format!(
+                    "a float with value '{}'",
+                    crate::print::fmt_float(*f)
+                )),
+                _ => None,
+            }
+        }
+        Ok(Some(match (a, b) {
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => format!(
+                "{} is not equal to {}",
+                num_desc(a).unwrap_or_default(),
+                num_desc(b).unwrap_or_default()
+            ),
+            (Value::Str(_), Value::Str(_)) => format!(
+                "string '{}' is not equal to string '{}'",
+                crate::error::short(a),
+                crate::error::short(b)
+            ),
+            (Value::Path(x), Value::Path(y)) => format!(
+                "path '{}' is not equal to path '{}'",
+                String::from_utf8_lossy(x),
+                String::from_utf8_lossy(y)
+            ),
+            (Value::List(x), Value::List(y)) if x.len() != y.len() => {
+                let pa = crate::print::print_value(self, a, false)?;
+                let pb = crate::print::print_value(self, b, false)?;
+                format!(
+                    "list of size '{}' is not equal to list of size '{}', left hand side is '{}', right hand side is '{}'",
+                    x.len(),
+                    y.len(),
+                    String::from_utf8_lossy(&pa),
+                    String::from_utf8_lossy(&pb)
+                )
+            }
+            _ if a.is_function() || b.is_function() => {
+                "distinct functions and immediate comparisons of identical functions compare as unequal".to_string()
+            }
+            (Value::Attrs(_), _) | (Value::List(_), _) => return Ok(None),
+            _ if std::mem::discriminant(a) != std::mem::discriminant(b) => format!(
+                "{} of value '{}' is not equal to {} of value '{}'",
+                a.type_desc(),
+                crate::error::short(a),
+                b.type_desc(),
+                crate::error::short(b)
+            ),
+            _ => return Ok(None),
+        }))
+    }
 
     /// Enters one level of a recursive walk (counted like a call).
     pub fn enter(&mut self, pos: Pos) -> Result<()> {

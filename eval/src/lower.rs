@@ -330,8 +330,8 @@ impl Lowerer<'_> {
                 let (Some(c), Some(b)) = (a.condition(), a.body()) else {
                     return self.missing(a.syntax());
                 };
-                let text: Box<str> = c.syntax().text().to_string().into();
                 let c = self.expr(c)?;
+                let text: Box<str> = crate::parse_print::show(&c).into();
                 let b = self.expr(b)?;
                 Expr::Assert(Box::new((c, b)), pos, text)
             }
