@@ -686,7 +686,17 @@ impl Eval {
                 }
             };
             match entries.binary_search_by(|e| e.0.cmp(&name)) {
-                Ok(_) => return err(format!("dynamic attribute '{name}' already defined"), *p),
+                Ok(j) => {
+                    let at = entries[j]
+                        .2
+                        .location()
+                        .map(|l| format!(" at {l}"))
+                        .unwrap_or_default();
+                    return err(
+                        format!("dynamic attribute '{name}' already defined{at}"),
+                        *p,
+                    );
+                }
                 Err(i) => entries.insert(i, (name, self.thunk(v, &dyn_env), *p)),
             }
         }
@@ -885,8 +895,11 @@ impl Eval {
                         | "listToAttrs"
                         | "stringLength"
                 );
+                let quirk = idx == 1 && matches!(name, "all" | "any" | "concatMap");
                 let nth = if unary {
                     ""
+                } else if quirk {
+                    "first "
                 } else {
                     ["first ", "second ", "third "]
                         .get(idx)

@@ -75,7 +75,13 @@ pub fn elem_at(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[0], p)?;
     let i = ev.force_int(&a[1], p)?;
     if i < 0 || i as usize >= l.len() {
-        return err(format!("list index {i} is out of bounds"), p);
+        return err(
+            format!(
+                "'builtins.elemAt' called with index {i} on a list of size {}",
+                l.len()
+            ),
+            p,
+        );
     }
     ev.force(&l[i as usize])
 }

@@ -324,12 +324,23 @@ fn num2(ev: &mut Eval, op: BinOp, a: &[Value], p: Pos) -> Result<Value> {
         _ => "division",
     };
     let mut vals = [Value::Null, Value::Null];
+    if op == BinOp::Div {
+        let d = ev.force(&a[1])?;
+        if matches!(d, Value::Int(0)) || matches!(d, Value::Float(f) if f == 0.0) {
+            return err("division by zero", p);
+        }
+    }
     for (i, nth) in ["first", "second"].iter().enumerate() {
         let v = ev.force(&a[i])?;
         if !matches!(v, Value::Int(_) | Value::Float(_)) {
+            let expected = if op == BinOp::Div && i == 1 {
+                "a float"
+            } else {
+                "an integer"
+            };
             let mut e = Error::new(
                 ErrorKind::Eval,
-                crate::error::type_msg("an integer", &v),
+                crate::error::type_msg(expected, &v),
                 Pos::NONE,
             );
             let arg = if op == BinOp::Div {
@@ -365,7 +376,15 @@ fn round(ev: &mut Eval, a: &[Value], p: Pos, f: fn(f64) -> f64) -> Result<Value>
                 )
             }
         }
-        v => err(crate::error::type_msg("a float", &v), p),
+        v => {
+            let mut e = Error::new(ErrorKind::Eval, crate::error::type_msg("a float", &v), p);
+            let name = if f(0.5) == 1.0 { "ceil" } else { "floor" };
+            e.trace.push((
+                format!("while evaluating the first argument passed to builtins.{name}"),
+                Pos::NONE,
+            ));
+            Err(e)
+        }
     }
 }
 
