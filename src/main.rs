@@ -1,7 +1,11 @@
 //! The `cairn` command: CLI, configuration and wiring of the services.
 
 mod commands;
+mod fuse_helper;
 mod store_location;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::process::ExitCode;
 
@@ -36,6 +40,10 @@ enum Command {
     Nar(commands::nar::NarCommand),
     /// Show what the store knows about store paths (as `nix path-info`).
     PathInfo(commands::path_info::PathInfoArgs),
+    /// Mount the store as a read-only filesystem (foreground).
+    Mount(commands::mount::MountArgs),
+    /// Evaluate a Nix expression (as `nix-instantiate --eval`).
+    Eval(cairn_eval::cli::EvalArgs),
     /// Operations on the store as a whole.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -55,7 +63,16 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(call) = fuse_helper::detect(&args) {
+        return fuse_helper::run(call);
+    }
     let cli = Cli::parse();
+    let command = match cli.command {
+        // The evaluator runs on its own thread with its own stack.
+        Command::Eval(args) => return cairn_eval::cli::run(args),
+        command => command,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,7 +85,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         let location = store_location::StoreLocation::new(cli.store_dir)?;
-        match cli.command {
+        match command {
             Command::Import(args) => commands::import::run(&location, args).await,
             Command::Export(args) => commands::export::run(&location, args).await,
             Command::Cat(args) => commands::cat::run(&location, args).await,
@@ -76,7 +93,9 @@ fn main() -> ExitCode {
             Command::Add(args) => commands::add::run(&location, args).await,
             Command::Nar(command) => commands::nar::run(&location, command).await,
             Command::PathInfo(args) => commands::path_info::run(&location, args).await,
+            Command::Mount(args) => commands::mount::run(&location, args).await,
             Command::Store(StoreCommand::Verify) => commands::verify::run(&location).await,
+            Command::Eval(_) => unreachable!("handled before the runtime starts"),
         }
     });
     match result {

@@ -5,6 +5,7 @@ pub mod cat;
 pub mod export;
 pub mod import;
 pub mod ls;
+pub mod mount;
 pub mod nar;
 pub mod path_info;
 pub mod verify;

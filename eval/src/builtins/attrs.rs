@@ -1,0 +1,205 @@
+//! Attribute-set builtins.
+
+use crate::error::{AddTrace, Result, err};
+use crate::eval::Eval;
+use crate::pos::Pos;
+use crate::symbol::{Sym, intern};
+use crate::value::*;
+use std::collections::HashMap;
+
+fn name_of(ev: &mut Eval, v: &Value, p: Pos) -> Result<Sym> {
+    Ok(intern(&ev.force_str(v, p)?.bytes))
+}
+
+pub fn function_args(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    match ev.force(&a[0])? {
+        Value::Lambda(c) => {
+            let mut v = Vec::new();
+            if let Some(fs) = &c.lam.formals {
+                for f in fs {
+                    v.push((f.name, Value::Bool(f.default.is_some()), f.pos));
+                }
+            }
+            Ok(Value::attrs(Attrs::from_unsorted(v)))
+        }
+        Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::default())),
+        v => err(
+            format!("'functionArgs' requires a function, got {}", v.type_desc()),
+            p,
+        ),
+    }
+}
+
+pub fn attr_names(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = ev.force_attrs(&a[0], p)?;
+    Ok(Value::list(
+        s.sorted_by_name().iter().map(|e| ev.sym_str(e.0)).collect(),
+    ))
+}
+
+pub fn attr_values(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = ev.force_attrs(&a[0], p)?;
+    Ok(Value::list(
+        s.sorted_by_name().iter().map(|e| e.1.clone()).collect(),
+    ))
+}
+
+pub fn cat_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let n = name_of(ev, &a[0], p)?;
+    let l = ev.force_list(&a[1], p)?;
+    let mut out = Vec::new();
+    for x in l.iter() {
+        let s = ev.force_attrs(x, p)?;
+        if let Some(v) = s.get(n) {
+            out.push(v.clone());
+        }
+    }
+    Ok(Value::list(out))
+}
+
+pub fn get_attr(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let n = name_of(ev, &a[0], p)?;
+    let s = ev.force_attrs(&a[1], p)?;
+    match s.get(n) {
+        Some(v) => {
+            let v = v.clone();
+            ev.force(&v)
+        }
+        None => err(format!("attribute '{n}' missing"), p),
+    }
+}
+
+pub fn has_attr(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let n = name_of(ev, &a[0], p)?;
+    let s = ev.force_attrs(&a[1], p)?;
+    Ok(Value::Bool(s.get(n).is_some()))
+}
+
+pub fn intersect_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let x = ev.force_attrs(&a[0], p)?;
+    let y = ev.force_attrs(&a[1], p)?;
+    let entries = y
+        .entries
+        .iter()
+        .filter(|e| x.get(e.0).is_some())
+        .cloned()
+        .collect();
+    Ok(Value::attrs(Attrs { entries }))
+}
+
+pub fn list_to_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[0], p)?;
+    let mut v: Vec<(Sym, Value, Pos)> = Vec::with_capacity(l.len());
+    for x in l.iter() {
+        let s = ev.force_attrs(x, p)?;
+        let Some(n) = s.get(ev.s.name) else {
+            return err("attribute 'name' missing", p);
+        };
+        let n = n.clone();
+        let n = name_of(ev, &n, p)?;
+        let Some(val) = s.get(ev.s.value) else {
+            return err("attribute 'value' missing", p);
+        };
+        v.push((n, val.clone(), p));
+    }
+    // The first occurrence of a name wins.
+    v.reverse();
+    let mut a = Attrs::from_unsorted(Vec::new());
+    let mut sorted = v;
+    sorted.sort_by_key(|e| e.0);
+    // stable sort keeps reversed order: the last in `sorted` per name is the first occurrence
+    for e in sorted {
+        match a.entries.last_mut() {
+            Some(last) if last.0 == e.0 => *last = e,
+            _ => a.entries.push(e),
+        }
+    }
+    Ok(Value::attrs(a))
+}
+
+pub fn map_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = ev.force_attrs(&a[1], p)?;
+    let f = a[0].clone();
+    let entries = s
+        .entries
+        .iter()
+        .map(|(n, v, pos)| {
+            (
+                *n,
+                Value::app(Value::app(f.clone(), ev.sym_str(*n)), v.clone()),
+                *pos,
+            )
+        })
+        .collect();
+    Ok(Value::attrs(Attrs { entries }))
+}
+
+pub fn remove_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = ev.force_attrs(&a[0], p)?;
+    let l = ev.force_list(&a[1], p)?;
+    let mut rm = Vec::new();
+    for x in l.iter() {
+        rm.push(name_of(ev, x, p)?);
+    }
+    let entries = s
+        .entries
+        .iter()
+        .filter(|e| !rm.contains(&e.0))
+        .cloned()
+        .collect();
+    Ok(Value::attrs(Attrs { entries }))
+}
+
+pub fn zip_attrs_with(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    let mut acc: HashMap<Sym, Vec<Value>> = HashMap::new();
+    let mut order = Vec::new();
+    for x in l.iter() {
+        let s = ev.force_attrs(x, p)?;
+        for (n, v, _) in s.entries.iter() {
+            let e = acc.entry(*n).or_insert_with(|| {
+                order.push(*n);
+                Vec::new()
+            });
+            e.push(v.clone());
+        }
+    }
+    let f = a[0].clone();
+    let mut v = Vec::new();
+    for n in order {
+        let vals = acc.remove(&n).unwrap_or_default();
+        v.push((
+            n,
+            Value::app(Value::app(f.clone(), ev.sym_str(n)), Value::list(vals)),
+            Pos::NONE,
+        ));
+    }
+    Ok(Value::attrs(Attrs::from_unsorted(v)))
+}
+
+pub fn unsafe_get_attr_pos(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let n = name_of(ev, &a[0], p)?;
+    let s = ev.force_attrs(&a[1], p)?;
+    match s.get_entry(n) {
+        Some((_, _, pos)) => Ok(ev.pos_attrs(*pos)),
+        None => Ok(Value::Null),
+    }
+}
+
+pub fn group_by(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    let mut acc: HashMap<Sym, Vec<Value>> = HashMap::new();
+    for x in l.iter() {
+        let k = ev.call_n(&a[0], std::slice::from_ref(x), p)?;
+        let k = name_of(ev, &k, p).trace(
+            || "while evaluating the return value of the grouping function passed to builtins.groupBy".to_string(),
+            Pos::NONE,
+        )?;
+        acc.entry(k).or_default().push(x.clone());
+    }
+    Ok(Value::attrs(Attrs::from_unsorted(
+        acc.into_iter()
+            .map(|(k, v)| (k, Value::list(v), Pos::NONE))
+            .collect(),
+    )))
+}

@@ -1,0 +1,615 @@
+//! Conversions: JSON, TOML, XML and flake references.
+
+use crate::error::{Error, ErrorKind, Result, err};
+use crate::eval::Eval;
+use crate::pos::Pos;
+use crate::print::fmt_float;
+use crate::symbol::{intern, sym};
+use crate::value::*;
+
+fn eerr(msg: String, p: Pos) -> Box<Error> {
+    Error::new(ErrorKind::Eval, msg, p)
+}
+
+// ------------------------------------------------------------------ JSON
+
+/// Rejects strings with NUL bytes, which Nix strings cannot hold.
+pub fn no_nul(s: &str, p: Pos) -> Result<()> {
+    if s.contains('\0') {
+        return err(
+            format!(
+                "input string '{}' cannot be represented as Nix string because it contains null bytes",
+                s.replace('\0', "␀")
+            ),
+            p,
+        );
+    }
+    Ok(())
+}
+
+fn json_value(j: serde_json::Value, p: Pos) -> Result<Value> {
+    Ok(match j {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => {
+                return err(
+                    format!("unsigned json number {u} outside of Nix integer range"),
+                    p,
+                );
+            }
+            _ => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => {
+            no_nul(&s, p)?;
+            Value::str(s.into_bytes())
+        }
+        serde_json::Value::Array(a) => {
+            let mut v = Vec::with_capacity(a.len());
+            for x in a {
+                v.push(json_value(x, p)?);
+            }
+            Value::list(v)
+        }
+        serde_json::Value::Object(o) => {
+            let mut v = Vec::with_capacity(o.len());
+            for (k, x) in o {
+                no_nul(&k, p)?;
+                v.push((intern(k.as_bytes()), json_value(x, p)?, Pos::NONE));
+            }
+            Value::attrs(Attrs::from_unsorted(v))
+        }
+    })
+}
+
+pub fn from_json(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = ev.force_str(&a[0], p)?;
+    match serde_json::from_slice::<serde_json::Value>(&s.bytes) {
+        Ok(j) => json_value(j, p),
+        Err(e) => err(format!("while parsing JSON: {e}"), p),
+    }
+}
+
+fn json_str(b: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &c in b {
+        match c {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            c if c < 0x20 => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            c => out.push(c),
+        }
+    }
+    out.push(b'"');
+}
+
+fn json_float(f: f64) -> String {
+    if f.is_finite() && f == f.trunc() && f.abs() < 1e17 {
+        format!("{f:.1}")
+    } else {
+        let s = format!("{f:e}");
+        let r = format!("{f}");
+        if r.len() <= s.len() + 3 { r } else { s }
+    }
+}
+
+/// Serialises a value as JSON, collecting string context.
+pub fn to_json_bytes(
+    ev: &mut Eval,
+    v: &Value,
+    ctx: &mut Context,
+    p: Pos,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    ev.enter(p)?;
+    let r = to_json_inner(ev, v, ctx, p, out);
+    ev.depth -= 1;
+    r
+}
+
+fn to_json_inner(
+    ev: &mut Eval,
+    v: &Value,
+    ctx: &mut Context,
+    p: Pos,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let v = ev.force(v)?;
+    match &v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Float(f) => out.extend_from_slice(json_float(*f).as_bytes()),
+        Value::Str(s) => {
+            if let Some(c) = &s.ctx {
+                ctx.extend(c.iter().cloned());
+            }
+            if let Err(e) = std::str::from_utf8(&s.bytes) {
+                let i = e.valid_up_to();
+                return err(
+                    format!(
+                        "JSON serialization error: [json.exception.type_error.316] invalid UTF-8 byte at index {i}: 0x{:02X}",
+                        s.bytes[i]
+                    ),
+                    p,
+                );
+            }
+            json_str(&s.bytes, out)
+        }
+        Value::Path(_) => {
+            let s = ev.coerce_to_string(&v, ctx, false, true, p)?;
+            json_str(&s, out)
+        }
+        Value::Attrs(a) => {
+            if a.get(ev.s.to_string).is_some() {
+                let s = ev.coerce_to_string(&v, ctx, false, true, p)?;
+                json_str(&s, out);
+                return Ok(());
+            }
+            if let Some(o) = a.get(ev.s.out_path) {
+                let o = o.clone();
+                return to_json_bytes(ev, &o, ctx, p, out);
+            }
+            out.push(b'{');
+            for (i, (name, x, _)) in a.sorted_by_name().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_str(name.bytes(), out);
+                out.push(b':');
+                to_json_bytes(ev, x, ctx, p, out)?;
+            }
+            out.push(b'}');
+        }
+        Value::List(l) => {
+            out.push(b'[');
+            for (i, x) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                to_json_bytes(ev, x, ctx, p, out)?;
+            }
+            out.push(b']');
+        }
+        other => return err(format!("cannot convert {} to JSON", other.type_desc()), p),
+    }
+    Ok(())
+}
+
+pub fn to_json(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let mut out = Vec::new();
+    let mut ctx = Context::new();
+    to_json_bytes(ev, &a[0], &mut ctx, p, &mut out)?;
+    Ok(Value::str_ctx(out, ctx))
+}
+
+// ------------------------------------------------------------------ TOML
+
+fn fmt_datetime(d: &toml::value::Datetime) -> String {
+    let mut s = String::new();
+    if let Some(date) = &d.date {
+        s.push_str(&format!(
+            "{:04}-{:02}-{:02}",
+            date.year, date.month, date.day
+        ));
+    }
+    if let Some(t) = &d.time {
+        if d.date.is_some() {
+            s.push('T');
+        }
+        s.push_str(&format!("{:02}:{:02}:{:02}", t.hour, t.minute, t.second));
+        let ns = t.nanosecond;
+        if ns != 0 {
+            if ns % 1_000_000 == 0 {
+                s.push_str(&format!(".{:03}", ns / 1_000_000));
+            } else if ns % 1000 == 0 {
+                s.push_str(&format!(".{:06}", ns / 1000));
+            } else {
+                s.push_str(&format!(".{ns:09}"));
+            }
+        }
+    }
+    match &d.offset {
+        Some(toml::value::Offset::Z) => s.push('Z'),
+        Some(toml::value::Offset::Custom { minutes }) => {
+            let sign = if *minutes < 0 { '-' } else { '+' };
+            let m = minutes.unsigned_abs();
+            s.push_str(&format!("{sign}{:02}:{:02}", m / 60, m % 60));
+        }
+        _ => {}
+    }
+    s
+}
+
+fn toml_value(ev: &Eval, t: toml::Value, p: Pos) -> Result<Value> {
+    Ok(match t {
+        toml::Value::String(s) => {
+            no_nul(&s, p).map_err(|mut e| {
+                e.msg = format!("while parsing TOML: error: {}", e.msg);
+                e
+            })?;
+            Value::str(s.into_bytes())
+        }
+        toml::Value::Integer(i) => Value::Int(i),
+        toml::Value::Float(f) => Value::Float(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => {
+            if !ev.opts.timestamps {
+                return err(
+                    "while parsing TOML: Dates and times are not supported (enable the experimental feature 'parse-toml-timestamps')",
+                    p,
+                );
+            }
+            Value::attrs(Attrs::from_unsorted(vec![
+                (sym("_type"), Value::str(&b"timestamp"[..]), Pos::NONE),
+                (
+                    sym("value"),
+                    Value::str(fmt_datetime(&d).into_bytes()),
+                    Pos::NONE,
+                ),
+            ]))
+        }
+        toml::Value::Array(a) => {
+            let mut v = Vec::new();
+            for x in a {
+                v.push(toml_value(ev, x, p)?);
+            }
+            Value::list(v)
+        }
+        toml::Value::Table(t) => {
+            let mut v = Vec::new();
+            for (k, x) in t {
+                no_nul(&k, p)?;
+                v.push((intern(k.as_bytes()), toml_value(ev, x, p)?, Pos::NONE));
+            }
+            Value::attrs(Attrs::from_unsorted(v))
+        }
+    })
+}
+
+pub fn from_toml(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = ev.force_str(&a[0], p)?;
+    let text = String::from_utf8_lossy(&s.bytes);
+    match text.parse::<toml::Table>() {
+        Ok(t) => toml_value(ev, toml::Value::Table(t), p),
+        Err(e) => err(format!("while parsing TOML: {}", e.message()), p),
+    }
+}
+
+// ------------------------------------------------------------------- XML
+
+fn xml_escape(b: &[u8], out: &mut Vec<u8>) {
+    for &c in b {
+        match c {
+            b'"' => out.extend_from_slice(b"&quot;"),
+            b'<' => out.extend_from_slice(b"&lt;"),
+            b'>' => out.extend_from_slice(b"&gt;"),
+            b'&' => out.extend_from_slice(b"&amp;"),
+            b'\'' => out.extend_from_slice(b"&apos;"),
+            b'\n' => out.extend_from_slice(b"&#xA;"),
+            b'\r' => out.extend_from_slice(b"&#xD;"),
+            b'\t' => out.extend_from_slice(b"&#x9;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn indent(out: &mut Vec<u8>, n: usize) {
+    out.extend(std::iter::repeat_n(b' ', n * 2));
+}
+
+fn leaf(out: &mut Vec<u8>, n: usize, tag: &str, attrs: &[(&str, &[u8])]) {
+    indent(out, n);
+    out.push(b'<');
+    out.extend_from_slice(tag.as_bytes());
+    for (k, v) in attrs {
+        out.push(b' ');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"=\"");
+        xml_escape(v, out);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b" />\n");
+}
+
+fn xml_attrs(
+    ev: &mut Eval,
+    a: &Attrs,
+    n: usize,
+    ctx: &mut Context,
+    out: &mut Vec<u8>,
+    p: Pos,
+) -> Result<()> {
+    for (name, x, _) in a.sorted_by_name() {
+        indent(out, n);
+        out.extend_from_slice(b"<attr name=\"");
+        xml_escape(name.bytes(), out);
+        out.extend_from_slice(b"\">\n");
+        xml_value(ev, x, n + 1, ctx, out, p)?;
+        indent(out, n);
+        out.extend_from_slice(b"</attr>\n");
+    }
+    Ok(())
+}
+
+/// Serialises a value as Nix's XML format.
+pub fn xml_value(
+    ev: &mut Eval,
+    v: &Value,
+    n: usize,
+    ctx: &mut Context,
+    out: &mut Vec<u8>,
+    p: Pos,
+) -> Result<()> {
+    ev.enter(p)?;
+    let r = xml_value_inner(ev, v, n, ctx, out, p);
+    ev.depth -= 1;
+    r
+}
+
+fn xml_value_inner(
+    ev: &mut Eval,
+    v: &Value,
+    n: usize,
+    ctx: &mut Context,
+    out: &mut Vec<u8>,
+    p: Pos,
+) -> Result<()> {
+    let v = ev.force(v)?;
+    match &v {
+        Value::Null => leaf(out, n, "null", &[]),
+        Value::Bool(b) => leaf(
+            out,
+            n,
+            "bool",
+            &[("value", if *b { b"true" } else { b"false" })],
+        ),
+        Value::Int(i) => leaf(out, n, "int", &[("value", i.to_string().as_bytes())]),
+        Value::Float(f) => leaf(out, n, "float", &[("value", fmt_float(*f).as_bytes())]),
+        Value::Str(s) => {
+            if let Some(c) = &s.ctx {
+                ctx.extend(c.iter().cloned());
+            }
+            leaf(out, n, "string", &[("value", &s.bytes)])
+        }
+        Value::Path(x) => leaf(out, n, "path", &[("value", x)]),
+        Value::Attrs(a) => {
+            if ev.is_derivation(a)? {
+                let mut at: Vec<(&str, Vec<u8>)> = Vec::new();
+                for (key, k) in [("drvPath", ev.s.drv_path), ("outPath", ev.s.out_path)] {
+                    if let Some(x) = a.get(k).cloned() {
+                        let x = ev.force(&x)?;
+                        if let Value::Str(s) = &x {
+                            at.push((key, s.bytes.to_vec()));
+                        }
+                    }
+                }
+                let at2: Vec<(&str, &[u8])> = at.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+                indent(out, n);
+                out.extend_from_slice(b"<derivation");
+                for (k, v) in &at2 {
+                    out.extend_from_slice(format!(" {k}=\"").as_bytes());
+                    xml_escape(v, out);
+                    out.push(b'"');
+                }
+                out.extend_from_slice(b">\n");
+                xml_attrs(ev, a, n + 1, ctx, out, p)?;
+                indent(out, n);
+                out.extend_from_slice(b"</derivation>\n");
+            } else {
+                indent(out, n);
+                out.extend_from_slice(b"<attrs>\n");
+                xml_attrs(ev, a, n + 1, ctx, out, p)?;
+                indent(out, n);
+                out.extend_from_slice(b"</attrs>\n");
+            }
+        }
+        Value::List(l) => {
+            indent(out, n);
+            out.extend_from_slice(b"<list>\n");
+            for x in l.iter() {
+                xml_value(ev, x, n + 1, ctx, out, p)?;
+            }
+            indent(out, n);
+            out.extend_from_slice(b"</list>\n");
+        }
+        Value::Lambda(c) => {
+            indent(out, n);
+            out.extend_from_slice(b"<function>\n");
+            match &c.lam.formals {
+                Some(fs) => {
+                    indent(out, n + 1);
+                    out.extend_from_slice(b"<attrspat");
+                    if c.lam.ellipsis {
+                        out.extend_from_slice(b" ellipsis=\"1\"");
+                    }
+                    if let Some(a) = c.lam.arg {
+                        out.extend_from_slice(b" name=\"");
+                        xml_escape(a.bytes(), out);
+                        out.push(b'"');
+                    }
+                    out.extend_from_slice(b">\n");
+                    let mut names: Vec<_> = fs.iter().map(|f| f.name).collect();
+                    names.sort_by(|a, b| a.bytes().cmp(b.bytes()));
+                    for f in names {
+                        leaf(out, n + 2, "attr", &[("name", f.bytes())]);
+                    }
+                    indent(out, n + 1);
+                    out.extend_from_slice(b"</attrspat>\n");
+                }
+                None => {
+                    let name = c.lam.arg.map(|s| s.bytes()).unwrap_or_default();
+                    leaf(out, n + 1, "varpat", &[("name", name)]);
+                }
+            }
+            indent(out, n);
+            out.extend_from_slice(b"</function>\n");
+        }
+        _ => leaf(out, n, "unevaluated", &[]),
+    }
+    Ok(())
+}
+
+/// A whole XML document for a value.
+pub fn xml_document(ev: &mut Eval, v: &Value, ctx: &mut Context, p: Pos) -> Result<Vec<u8>> {
+    let mut out = b"<?xml version='1.0' encoding='utf-8'?>\n<expr>\n".to_vec();
+    xml_value(ev, v, 1, ctx, &mut out, p)?;
+    out.extend_from_slice(b"</expr>\n");
+    Ok(out)
+}
+
+pub fn to_xml(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let mut ctx = Context::new();
+    let out = xml_document(ev, &a[0], &mut ctx, p)?;
+    Ok(Value::str_ctx(out, ctx))
+}
+
+// ----------------------------------------------------------- flake refs
+
+pub fn flake_ref_to_string(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let attrs = ev.force_attrs(&a[0], p)?;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for (name, v, _) in attrs.sorted_by_name() {
+        let v = ev.force(v)?;
+        let s = match &v {
+            Value::Str(s) => s.lossy(),
+            Value::Int(i) if *i < 0 => {
+                return err(
+                    format!("negative value given for flake ref attr {name}: {i}"),
+                    p,
+                );
+            }
+            Value::Int(i) => i.to_string(),
+            Value::Bool(b) => {
+                if *b {
+                    "1".into()
+                } else {
+                    "0".into()
+                }
+            }
+            other => {
+                return err(
+                    format!(
+                        "flake reference attribute '{name}' is {}",
+                        other.type_desc()
+                    ),
+                    p,
+                );
+            }
+        };
+        fields.push((name.text(), s));
+    }
+    let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let Some(ty) = get("type") else {
+        return err("flake reference attribute set is missing 'type'", p);
+    };
+    let mut params: Vec<(String, String)> = Vec::new();
+    let base = match ty.as_str() {
+        "github" | "gitlab" | "sourcehut" => {
+            let owner = get("owner").unwrap_or_default();
+            let repo = get("repo").unwrap_or_default();
+            let mut s = format!("{ty}:{owner}/{repo}");
+            if let Some(r) = get("rev").or_else(|| get("ref")) {
+                s.push('/');
+                s.push_str(&r);
+            }
+            for (k, v) in &fields {
+                if !matches!(k.as_str(), "type" | "owner" | "repo" | "ref" | "rev") {
+                    params.push((k.clone(), v.clone()));
+                }
+            }
+            s
+        }
+        "indirect" => {
+            let mut s = format!("flake:{}", get("id").unwrap_or_default());
+            for k in ["ref", "rev"] {
+                if let Some(r) = get(k) {
+                    s.push('/');
+                    s.push_str(&r);
+                }
+            }
+            s
+        }
+        _ => {
+            let url = get("url").or_else(|| get("path")).unwrap_or_default();
+            for (k, v) in &fields {
+                if !matches!(k.as_str(), "type" | "url" | "path") {
+                    params.push((k.clone(), v.clone()));
+                }
+            }
+            if ty == "path" {
+                format!("path:{url}")
+            } else {
+                format!("{ty}+{url}")
+            }
+        }
+    };
+    let mut s = base;
+    for (i, (k, v)) in params.iter().enumerate() {
+        s.push(if i == 0 { '?' } else { '&' });
+        s.push_str(&format!("{k}={v}"));
+    }
+    Ok(Value::str(s.into_bytes()))
+}
+
+pub fn parse_flake_ref(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let s = ev.force_str(&a[0], p)?.lossy();
+    let (main, query) = s.split_once('?').unwrap_or((&s, ""));
+    let mut out: Vec<(crate::symbol::Sym, Value, Pos)> = Vec::new();
+    let mut put = |k: &str, v: &str| out.push((sym(k), Value::str(v.as_bytes()), Pos::NONE));
+    if let Some((ty, rest)) = main.split_once(':') {
+        match ty {
+            "github" | "gitlab" | "sourcehut" => {
+                let parts: Vec<&str> = rest.split('/').collect();
+                if parts.len() < 2 {
+                    return Err(eerr(format!("'{s}' is not a valid flake reference"), p));
+                }
+                put("type", ty);
+                put("owner", parts[0]);
+                put("repo", parts[1]);
+                if parts.len() > 2 {
+                    let r = parts[2..].join("/");
+                    if r.len() == 40 && r.bytes().all(|c| c.is_ascii_hexdigit()) {
+                        put("rev", &r);
+                    } else {
+                        put("ref", &r);
+                    }
+                }
+            }
+            "path" => {
+                put("type", "path");
+                put("path", rest);
+            }
+            "flake" => {
+                put("type", "indirect");
+                let parts: Vec<&str> = rest.split('/').collect();
+                put("id", parts[0]);
+                if parts.len() > 1 {
+                    put("ref", parts[1]);
+                }
+            }
+            _ => {
+                let (t, url) = match ty.split_once('+') {
+                    Some((t, scheme)) => (t.to_string(), format!("{scheme}:{rest}")),
+                    None => (ty.to_string(), main.to_string()),
+                };
+                put("type", &t);
+                put("url", &url);
+            }
+        }
+    } else {
+        put("type", "indirect");
+        put("id", main);
+    }
+    for kv in query.split('&').filter(|x| !x.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        put(k, v);
+    }
+    Ok(Value::attrs(Attrs::from_unsorted(out)))
+}

@@ -1,0 +1,289 @@
+//! Builtins that touch files or the store, all going through `EvalIo`:
+//! `import`, `readFile`, `readDir`, `findFile`, `toFile`, `path`, ...
+
+use crate::error::{Error, ErrorKind, Result, err};
+use crate::eval::Eval;
+use crate::pos::Pos;
+use crate::symbol::{intern, sym};
+use crate::value::*;
+use std::rc::Rc;
+
+fn ioerr(m: String, p: Pos) -> Box<Error> {
+    Error::new(ErrorKind::Eval, m, p)
+}
+
+/// Coerces a value to an absolute filesystem path.
+pub fn real_path(ev: &mut Eval, v: &Value, p: Pos) -> Result<Vec<u8>> {
+    let v = ev.force(v)?;
+    if let Value::Path(x) = &v {
+        return Ok(x.to_vec());
+    }
+    let mut ctx = Context::new();
+    let s = ev.coerce_to_string(&v, &mut ctx, false, false, p)?;
+    if !s.starts_with(b"/") {
+        return err(
+            format!(
+                "string '{}' doesn't represent an absolute path",
+                String::from_utf8_lossy(&s)
+            ),
+            p,
+        );
+    }
+    Ok(s)
+}
+
+pub fn import(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = real_path(ev, &a[0], p)?;
+    ev.import_path(&path, p)
+}
+
+pub fn scoped_import(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let scope = ev.force_attrs(&a[0], p)?;
+    let path = real_path(ev, &a[1], p)?;
+    ev.scoped_import(scope, &path, p)
+}
+
+pub fn read_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = real_path(ev, &a[0], p)?;
+    let data = ev.io.read_file(&path).map_err(|m| ioerr(m, p))?;
+    Ok(Value::str(data))
+}
+
+pub fn read_dir(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = real_path(ev, &a[0], p)?;
+    let entries = ev.io.read_dir(&path).map_err(|m| ioerr(m, p))?;
+    let mut v = Vec::new();
+    for (name, t) in entries {
+        v.push((intern(&name), Value::str(t.name().as_bytes()), Pos::NONE));
+    }
+    Ok(Value::attrs(Attrs::from_unsorted(v)))
+}
+
+pub fn read_file_type(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = real_path(ev, &a[0], p)?;
+    let t = ev.io.file_type(&path).map_err(|m| ioerr(m, p))?;
+    Ok(Value::str(t.name().as_bytes()))
+}
+
+pub fn path_exists(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let v = ev.force(&a[0])?;
+    let path = real_path(ev, &v, p)?;
+    let s = &path;
+    // A trailing slash on a string requires a directory.
+    if !matches!(v, Value::Path(_)) && s.ends_with(b"/") && s.len() > 1 {
+        let ok = ev.io.path_exists(s)
+            && ev.io.file_type(&s[..s.len() - 1]).ok().is_some_and(|t| {
+                t == crate::io::FileType::Directory || t == crate::io::FileType::Symlink
+            });
+        return Ok(Value::Bool(ok));
+    }
+    Ok(Value::Bool(ev.io.path_exists(&crate::lower::canon_path(s))))
+}
+
+pub fn to_path(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let mut ctx = Context::new();
+    let s = ev.coerce_to_string(&a[0], &mut ctx, false, false, p)?;
+    if !s.starts_with(b"/") {
+        return err(
+            format!(
+                "string '{}' doesn't represent an absolute path",
+                String::from_utf8_lossy(&s)
+            ),
+            p,
+        );
+    }
+    Ok(Value::str_ctx(crate::lower::canon_path(&s), ctx))
+}
+
+pub fn find_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let sp = ev.force_list(&a[0], p)?;
+    let name = ev.force_str(&a[1], p)?.bytes.to_vec();
+    if name == b"nix/fetchurl.nix" {
+        return Ok(Value::Path(Rc::new(Vec::from(
+            &b"/__corepkgs__/fetchurl.nix"[..],
+        ))));
+    }
+    for e in sp.iter() {
+        let e = ev.force_attrs(e, p)?;
+        let prefix = match e.get(sym("prefix")).cloned() {
+            Some(v) => ev.force_str(&v, p)?.bytes.to_vec(),
+            None => Vec::new(),
+        };
+        let Some(path) = e.get(sym("path")).cloned() else {
+            return err("attribute 'path' missing", p);
+        };
+        let mut ctx = Context::new();
+        let path = ev.coerce_to_string(&path, &mut ctx, false, false, p)?;
+        let rest: &[u8] = if prefix.is_empty() {
+            &name
+        } else if name == prefix {
+            b""
+        } else if name.starts_with(&prefix) && name.get(prefix.len()) == Some(&b'/') {
+            &name[prefix.len() + 1..]
+        } else {
+            continue;
+        };
+        let mut cand = path.clone();
+        if !rest.is_empty() {
+            cand.push(b'/');
+            cand.extend_from_slice(rest);
+        }
+        if !cand.starts_with(b"/") {
+            let mut cwd = std::env::current_dir()
+                .map(|d| d.into_os_string().into_encoded_bytes())
+                .unwrap_or_default();
+            cwd.push(b'/');
+            cwd.extend_from_slice(&cand);
+            cand = cwd;
+        }
+        let cand = crate::lower::canon_path(&cand);
+        if ev.io.path_exists(&cand) {
+            return Ok(Value::Path(Rc::new(cand)));
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Throw,
+        format!(
+            "file '{}' was not found in the Nix search path (add it using $NIX_PATH or -I)",
+            String::from_utf8_lossy(&name)
+        ),
+        p,
+    ))
+}
+
+pub fn get_env(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let n = ev.force_str(&a[0], p)?;
+    Ok(Value::str(ev.io.get_env(&n.bytes).unwrap_or_default()))
+}
+
+fn store_string(sp: Vec<u8>) -> Value {
+    let mut ctx = Context::new();
+    ctx.insert(sp.clone().into());
+    Value::str_ctx(sp, ctx)
+}
+
+/// Adds a path to the store the way `builtins.path` does: optionally
+/// filtered, recursive (NAR) or flat, under a given name.
+fn add_path(
+    ev: &mut Eval,
+    path: &[u8],
+    name: Option<String>,
+    filter: Option<Value>,
+    recursive: bool,
+    p: Pos,
+) -> Result<Value> {
+    use sha2::Digest;
+    use std::os::unix::ffi::OsStrExt;
+    let fs_path = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+    if std::fs::symlink_metadata(fs_path).is_err() {
+        return err(
+            format!("path '{}' does not exist", String::from_utf8_lossy(path)),
+            p,
+        );
+    }
+    let name = name.unwrap_or_else(|| {
+        String::from_utf8_lossy(path.rsplit(|&c| c == b'/').next().unwrap_or(b"source"))
+            .into_owned()
+    });
+    let store = ev.io.store_dir();
+    let sp = if recursive {
+        let mut failure: Option<Box<Error>> = None;
+        let nar = {
+            let mut f = |child: &std::path::Path, ty: &str| -> std::io::Result<bool> {
+                let Some(fv) = &filter else { return Ok(true) };
+                let args = [
+                    Value::str(child.as_os_str().as_bytes()),
+                    Value::str(ty.as_bytes()),
+                ];
+                match ev.call_n(fv, &args, p).and_then(|r| ev.force_bool(&r, p)) {
+                    Ok(b) => Ok(b),
+                    Err(e) => {
+                        failure = Some(e);
+                        Err(std::io::Error::other("filter failed"))
+                    }
+                }
+            };
+            crate::store::nar_filtered(fs_path, &mut f)
+        };
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let nar = nar.map_err(|e| ioerr(e.to_string(), p))?;
+        crate::store::make_store_path(&store, "source", &sha2::Sha256::digest(&nar), &name)
+    } else {
+        let data = ev.io.read_file(path).map_err(|m| ioerr(m, p))?;
+        let h = crate::store::hex(&sha2::Sha256::digest(&data));
+        let inner = sha2::Sha256::digest(format!("fixed:out:sha256:{h}:").as_bytes());
+        crate::store::make_store_path(&store, "output:out", &inner, &name)
+    };
+    Ok(store_string(sp.into_bytes()))
+}
+
+pub fn path(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let args = ev.force_attrs(&a[0], p)?;
+    let Some(pv) = args.get(sym("path")).cloned() else {
+        return err("attribute 'path' missing", p);
+    };
+    let path = real_path(ev, &pv, p)?;
+    let name = match args.get(sym("name")).cloned() {
+        Some(n) => Some(ev.force_str(&n, p)?.lossy()),
+        None => None,
+    };
+    let recursive = match args.get(sym("recursive")).cloned() {
+        Some(r) => ev.force_bool(&r, p)?,
+        None => true,
+    };
+    let filter = args.get(sym("filter")).cloned();
+    add_path(ev, &path, name, filter, recursive, p)
+}
+
+pub fn filter_source(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = real_path(ev, &a[1], p)?;
+    add_path(ev, &path, None, Some(a[0].clone()), true, p)
+}
+
+pub fn to_file(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let name = ev.force_str(&a[0], p)?.lossy();
+    let mut ctx = Context::new();
+    let s = ev.coerce_to_string(&a[1], &mut ctx, false, false, p)?;
+    let refs: Vec<Vec<u8>> = ctx.iter().map(|c| c.to_vec()).collect();
+    let sp = ev
+        .io
+        .add_text_to_store(&name, &s, &refs)
+        .map_err(|m| ioerr(m, p))?;
+    Ok(store_string(sp))
+}
+
+pub fn store_path(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let path = real_path(ev, &a[0], p)?;
+    let store = ev.io.store_dir().into_bytes();
+    if !path.starts_with(&store) {
+        return err(
+            format!(
+                "path '{}' is not in the Nix store",
+                String::from_utf8_lossy(&path)
+            ),
+            p,
+        );
+    }
+    Ok(store_string(path))
+}
+
+pub fn placeholder(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    use sha2::Digest;
+    let o = ev.force_str(&a[0], p)?;
+    let mut s = b"nix-output:".to_vec();
+    s.extend_from_slice(&o.bytes);
+    let h = sha2::Sha256::digest(&s);
+    Ok(Value::str(
+        format!("/{}", crate::store::nixbase32(&h)).into_bytes(),
+    ))
+}
+
+pub fn derivation_strict(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    crate::derivation::derivation_strict(ev, &a[0], p)
+}
+
+pub fn unsupported(_ev: &mut Eval, _a: &[Value], p: Pos) -> Result<Value> {
+    err("fetchers are not supported by this evaluator", p)
+}

@@ -1,0 +1,299 @@
+//! List builtins.
+
+use crate::error::{AddTrace, Result, err};
+use crate::eval::Eval;
+use crate::pos::Pos;
+use crate::symbol::sym;
+use crate::value::*;
+
+/// Calls a predicate; errors in its result name `what`.
+fn pred_named(ev: &mut Eval, f: &Value, x: &Value, p: Pos, what: &str) -> Result<bool> {
+    let r = ev.call_n(f, std::slice::from_ref(x), p)?;
+    ev.force_bool(&r, p).trace(
+        || format!("while evaluating the return value of {what}"),
+        Pos::NONE,
+    )
+}
+
+pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    for x in l.iter() {
+        if !pred_named(ev, &a[0], x, p, "the function passed to builtins.all")? {
+            return Ok(Value::Bool(false));
+        }
+    }
+    Ok(Value::Bool(true))
+}
+
+pub fn any(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    for x in l.iter() {
+        if pred_named(ev, &a[0], x, p, "the function passed to builtins.any")? {
+            return Ok(Value::Bool(true));
+        }
+    }
+    Ok(Value::Bool(false))
+}
+
+pub fn concat_lists(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[0], p)?;
+    let mut out = Vec::new();
+    for x in l.iter() {
+        out.extend(ev.force_list(x, p)?.iter().cloned());
+    }
+    Ok(Value::list(out))
+}
+
+pub fn concat_map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    let mut out = Vec::new();
+    for x in l.iter() {
+        let r = ev.call_n(&a[0], std::slice::from_ref(x), p)?;
+        let l = ev.force_list(&r, p).trace(
+            || {
+                "while evaluating the return value of the function passed to builtins.concatMap"
+                    .to_string()
+            },
+            Pos::NONE,
+        )?;
+        out.extend(l.iter().cloned());
+    }
+    Ok(Value::list(out))
+}
+
+pub fn elem(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    for x in l.iter() {
+        if ev.equal(&a[0], x, p)? {
+            return Ok(Value::Bool(true));
+        }
+    }
+    Ok(Value::Bool(false))
+}
+
+pub fn elem_at(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[0], p)?;
+    let i = ev.force_int(&a[1], p)?;
+    if i < 0 || i as usize >= l.len() {
+        return err(
+            format!(
+                "'builtins.elemAt' called with index {i} on a list of size {}",
+                l.len()
+            ),
+            p,
+        );
+    }
+    ev.force(&l[i as usize])
+}
+
+pub fn filter(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    let mut out = Vec::new();
+    for x in l.iter() {
+        if pred_named(
+            ev,
+            &a[0],
+            x,
+            p,
+            "the filtering function passed to builtins.filter",
+        )? {
+            out.push(x.clone());
+        }
+    }
+    if out.len() == l.len() {
+        return Ok(Value::List(l));
+    }
+    Ok(Value::list(out))
+}
+
+pub fn foldl(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[2], p)?;
+    let mut acc = a[1].clone();
+    if l.is_empty() {
+        return ev.force(&acc);
+    }
+    for x in l.iter() {
+        acc = ev.call_n(&a[0], &[acc, x.clone()], p)?;
+    }
+    Ok(acc)
+}
+
+pub fn gen_list(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let n = ev.force_int(&a[1], p)?;
+    if n < 0 {
+        return err(format!("cannot create list of size {n}"), p);
+    }
+    ev.charge(n as u64, p)?;
+    let f = a[0].clone();
+    Ok(Value::list(
+        (0..n)
+            .map(|i| Value::app(f.clone(), Value::Int(i)))
+            .collect(),
+    ))
+}
+
+pub fn head(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[0], p)?;
+    match l.first() {
+        Some(x) => ev.force(x),
+        None => err("'builtins.head' called on an empty list", p),
+    }
+}
+
+pub fn tail(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[0], p)?;
+    if l.is_empty() {
+        return err("'builtins.tail' called on an empty list", p);
+    }
+    Ok(Value::list(l[1..].to_vec()))
+}
+
+pub fn length(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    Ok(Value::Int(ev.force_list(&a[0], p)?.len() as i64))
+}
+
+pub fn map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    let f = a[0].clone();
+    Ok(Value::list(
+        l.iter().map(|x| Value::app(f.clone(), x.clone())).collect(),
+    ))
+}
+
+pub fn partition(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let l = ev.force_list(&a[1], p)?;
+    let (mut r, mut w) = (Vec::new(), Vec::new());
+    for x in l.iter() {
+        if pred_named(
+            ev,
+            &a[0],
+            x,
+            p,
+            "the partition function passed to builtins.partition",
+        )? {
+            r.push(x.clone())
+        } else {
+            w.push(x.clone())
+        }
+    }
+    Ok(Value::attrs(Attrs::from_unsorted(vec![
+        (sym("right"), Value::list(r), Pos::NONE),
+        (sym("wrong"), Value::list(w), Pos::NONE),
+    ])))
+}
+
+/// Stable merge sort with a fallible comparator.
+pub fn sort(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
+    let l = ev.force_list(&a[1], p)?;
+    let mut v: Vec<Value> = l.to_vec();
+    for x in v.iter_mut() {
+        *x = ev.force(x)?;
+    }
+    let f = a[0].clone();
+    let mut buf = v.clone();
+    merge_sort(ev, &f, &mut v, &mut buf, p)?;
+    Ok(Value::list(v))
+}
+
+fn less(ev: &mut Eval, f: &Value, x: &Value, y: &Value, p: Pos) -> Result<bool> {
+    let r = ev.call_n(f, &[x.clone(), y.clone()], p)?;
+    ev.force_bool(&r, p).trace(
+        || {
+            "while evaluating the return value of the sorting function passed to builtins.sort"
+                .to_string()
+        },
+        Pos::NONE,
+    )
+}
+
+fn merge_sort(ev: &mut Eval, f: &Value, v: &mut [Value], buf: &mut [Value], p: Pos) -> Result<()> {
+    let n = v.len();
+    if n <= 1 {
+        return Ok(());
+    }
+    if n <= 8 {
+        for i in 1..n {
+            let mut j = i;
+            while j > 0 && less(ev, f, &v[j], &v[j - 1], p)? {
+                v.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+        return Ok(());
+    }
+    let mid = n / 2;
+    {
+        let (l, r) = v.split_at_mut(mid);
+        let (bl, br) = buf.split_at_mut(mid);
+        merge_sort(ev, f, l, bl, p)?;
+        merge_sort(ev, f, r, br, p)?;
+    }
+    let (mut i, mut j, mut k) = (0, mid, 0);
+    while i < mid && j < n {
+        if less(ev, f, &v[j], &v[i], p)? {
+            buf[k] = v[j].clone();
+            j += 1;
+        } else {
+            buf[k] = v[i].clone();
+            i += 1;
+        }
+        k += 1;
+    }
+    while i < mid {
+        buf[k] = v[i].clone();
+        i += 1;
+        k += 1;
+    }
+    while j < n {
+        buf[k] = v[j].clone();
+        j += 1;
+        k += 1;
+    }
+    v.clone_from_slice(&buf[..n]);
+    Ok(())
+}
+
+pub fn generic_closure(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let args = ev.force_attrs(&a[0], p)?;
+    let Some(start) = args.get(sym("startSet")).cloned() else {
+        return err("attribute 'startSet' missing", p);
+    };
+    let Some(op) = args.get(sym("operator")).cloned() else {
+        return err("attribute 'operator' missing", p);
+    };
+    let mut work: std::collections::VecDeque<Value> =
+        ev.force_list(&start, p)?.iter().cloned().collect();
+    let mut done: Vec<Value> = Vec::new();
+    let key = sym("key");
+    let mut seen: Vec<Value> = Vec::new();
+    while let Some(x) = work.pop_front() {
+        let s = ev.force_attrs(&x, p)?;
+        let Some(k) = s.get(key).cloned() else {
+            return err("attribute 'key' missing", p);
+        };
+        let k = ev.force(&k)?;
+        // Binary search with Nix's ordering (errors for incomparable keys).
+        let (mut lo, mut hi) = (0, seen.len());
+        let mut found = false;
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match ev.compare(&seen[mid], &k, p)? {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        if found {
+            continue;
+        }
+        seen.insert(lo, k);
+        done.push(x.clone());
+        let next = ev.call_n(&op, &[x], p)?;
+        work.extend(ev.force_list(&next, p)?.iter().cloned());
+    }
+    Ok(Value::list(done))
+}

@@ -1,0 +1,251 @@
+//! Runtime values: a small enum (16 bytes) whose heap variants are behind
+//! `Rc`. Attribute sets are vectors sorted by symbol; lists are `Rc<[Value]>`;
+//! strings are byte strings with an optional context; thunks are
+//! `Rc<Thunk>` cells that are blackholed while being forced.
+
+use crate::error::Result;
+use crate::ir::{Expr, LambdaExpr};
+use crate::pos::Pos;
+use crate::symbol::Sym;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+/// A string context: the store paths a string refers to, encoded as Nix
+/// does (`/nix/store/..`, `=/nix/store/...drv`, `!out!/nix/store/...drv`).
+pub type Context = BTreeSet<Box<[u8]>>;
+
+/// A Nix string: bytes plus an optional context (no allocation when empty).
+#[derive(Debug, Default, Clone)]
+pub struct NixStr {
+    pub bytes: Box<[u8]>,
+    pub ctx: Option<Box<Context>>,
+}
+
+impl NixStr {
+    /// A context-free string.
+    pub fn plain(b: impl Into<Box<[u8]>>) -> NixStr {
+        NixStr {
+            bytes: b.into(),
+            ctx: None,
+        }
+    }
+    /// A string with a context (an empty context is dropped).
+    pub fn with_ctx(b: impl Into<Box<[u8]>>, ctx: Context) -> NixStr {
+        NixStr {
+            bytes: b.into(),
+            ctx: if ctx.is_empty() {
+                None
+            } else {
+                Some(Box::new(ctx))
+            },
+        }
+    }
+    /// The bytes as (lossy) text.
+    pub fn lossy(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+/// One attribute: name, value and where it was defined.
+pub type Entry = (Sym, Value, Pos);
+
+/// An attribute set: entries sorted by symbol id.
+#[derive(Debug, Default)]
+pub struct Attrs {
+    pub entries: Vec<(Sym, Value, Pos)>,
+}
+
+impl Attrs {
+    /// Looks up an attribute.
+    pub fn get(&self, s: Sym) -> Option<&Value> {
+        self.entries
+            .binary_search_by(|e| e.0.cmp(&s))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+    /// Looks up an attribute with its definition position.
+    pub fn get_entry(&self, s: Sym) -> Option<&(Sym, Value, Pos)> {
+        self.entries
+            .binary_search_by(|e| e.0.cmp(&s))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+    /// Builds a set from unsorted entries; later duplicates win.
+    pub fn from_unsorted(mut v: Vec<(Sym, Value, Pos)>) -> Attrs {
+        v.sort_by_key(|e| e.0);
+        let mut out: Vec<(Sym, Value, Pos)> = Vec::with_capacity(v.len());
+        for e in v {
+            match out.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => out.push(e),
+            }
+        }
+        Attrs { entries: out }
+    }
+    /// Entries sorted by attribute name (the order Nix shows them in).
+    pub fn sorted_by_name(&self) -> Vec<&(Sym, Value, Pos)> {
+        let mut v: Vec<(&[u8], &Entry)> = self.entries.iter().map(|e| (e.0.bytes(), e)).collect();
+        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        v.into_iter().map(|e| e.1).collect()
+    }
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// A lexical environment frame.
+#[derive(Debug)]
+pub struct Env {
+    pub up: Option<Rc<Env>>,
+    pub vals: RefCell<EnvVals>,
+}
+
+/// The slots of an environment frame (small frames stay inline).
+pub type EnvVals = smallvec::SmallVec<[Value; 2]>;
+
+/// A closure: a lambda and the environment it was created in.
+#[derive(Debug)]
+pub struct Closure {
+    pub lam: &'static LambdaExpr,
+    pub env: Rc<Env>,
+}
+
+/// Signature of a builtin implementation: the evaluator, the arguments
+/// (not forced) and the call position.
+pub type PrimFn = fn(&mut crate::eval::Eval, &[Value], Pos) -> Result<Value>;
+
+/// A builtin function.
+#[derive(Debug)]
+pub struct PrimOp {
+    pub name: &'static str,
+    pub arity: usize,
+    pub f: PrimFn,
+}
+
+/// A builtin applied to fewer arguments than its arity.
+#[derive(Debug)]
+pub struct PrimOpApp {
+    pub op: &'static PrimOp,
+    pub args: Vec<Value>,
+}
+
+/// The state of a thunk.
+#[derive(Debug)]
+pub enum ThunkState {
+    /// An expression to evaluate in an environment.
+    Expr(&'static Expr, Rc<Env>),
+    /// A delayed function application.
+    App(Value, Value),
+    /// Being forced right now.
+    Blackhole,
+    /// Evaluated.
+    Done(Value),
+    /// Evaluation failed with this error (re-raised when forced again).
+    Failed(Box<crate::error::Error>),
+}
+
+/// A lazily evaluated value. The state lives in a `Cell` (moved out and
+/// back in), which needs no borrow flag.
+pub struct Thunk(pub Cell<ThunkState>);
+
+impl Thunk {
+    /// The value, if the thunk has been evaluated.
+    pub fn done(&self) -> Option<Value> {
+        let s = self.0.replace(ThunkState::Blackhole);
+        let v = match &s {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        };
+        self.0.set(s);
+        v
+    }
+}
+
+impl std::fmt::Debug for Thunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Thunk")
+    }
+}
+
+/// A Nix value.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Rc<NixStr>),
+    Path(Rc<Vec<u8>>),
+    Attrs(Rc<Attrs>),
+    List(Rc<Vec<Value>>),
+    Lambda(Rc<Closure>),
+    PrimOp(&'static PrimOp),
+    PrimOpApp(Rc<PrimOpApp>),
+    Thunk(Rc<Thunk>),
+}
+
+impl Value {
+    /// A context-free string value.
+    pub fn str(b: impl Into<Box<[u8]>>) -> Value {
+        Value::Str(Rc::new(NixStr::plain(b)))
+    }
+    /// A string value with a context.
+    pub fn str_ctx(b: impl Into<Box<[u8]>>, ctx: Context) -> Value {
+        Value::Str(Rc::new(NixStr::with_ctx(b, ctx)))
+    }
+    /// A delayed application `f a`.
+    pub fn app(f: Value, a: Value) -> Value {
+        Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::App(f, a)))))
+    }
+    /// An attribute set value.
+    pub fn attrs(a: Attrs) -> Value {
+        Value::Attrs(Rc::new(a))
+    }
+    /// A list value.
+    pub fn list(v: Vec<Value>) -> Value {
+        Value::List(Rc::new(v))
+    }
+    /// The type name Nix reports (`builtins.typeOf`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+            Value::Path(_) => "path",
+            Value::Attrs(_) => "set",
+            Value::List(_) => "list",
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => "lambda",
+            Value::Thunk(_) => "thunk",
+        }
+    }
+    /// The type description used in error messages ("a string", ...).
+    pub fn type_desc(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a Boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::Str(_) => "a string",
+            Value::Path(_) => "a path",
+            Value::Attrs(_) => "a set",
+            Value::List(_) => "a list",
+            Value::Lambda(_) => "a function",
+            Value::PrimOp(_) => "a built-in function",
+            Value::PrimOpApp(_) => "a partially applied built-in function",
+            Value::Thunk(_) => "a thunk",
+        }
+    }
+    /// Whether this value is a function of any kind.
+    pub fn is_function(&self) -> bool {
+        matches!(
+            self,
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_)
+        )
+    }
+}

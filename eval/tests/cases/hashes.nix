@@ -1,0 +1,4 @@
+with builtins; [
+  (hashString "md5" "hello") (hashString "sha1" "hello") (hashString "sha256" "hello")
+  (hashString "sha512" "")
+]

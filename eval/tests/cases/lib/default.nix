@@ -1,0 +1,1 @@
+{ add = a: b: a + b; name = "lib"; }

@@ -1,0 +1,266 @@
+//! End-to-end tests of the mount as a user runs it: `cairn mount` in the
+//! foreground ended by SIGTERM, and `mount -t fuse.cairn` / an fstab line
+//! through fuse3's mount.fuse3 helper. Needs root and /dev/fuse.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cairn")
+}
+
+fn can_mount() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0
+}
+
+fn is_mounted(mountpoint: &Path) -> bool {
+    let Ok(canonical) = mountpoint.canonicalize() else {
+        return false;
+    };
+    std::fs::read_to_string("/proc/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(canonical.to_str().unwrap_or("")))
+        })
+        .unwrap_or(false)
+}
+
+fn wait_for(cond: impl Fn() -> bool, what: &str) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn make_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("share/empty")).unwrap();
+    std::fs::write(root.join("bin/hello"), b"#!/bin/sh\necho hello\n").unwrap();
+    std::fs::set_permissions(
+        root.join("bin/hello"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    std::fs::write(root.join("share/big.bin"), big).unwrap();
+    std::os::unix::fs::symlink("../bin/hello", root.join("share/link")).unwrap();
+}
+
+fn add(store: &Path, tree: &Path) -> String {
+    let out = Command::new(bin())
+        .arg("--store-dir")
+        .arg(store)
+        .arg("add")
+        .arg(tree)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    path.rsplit('/').next().unwrap().to_string()
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let status = Command::new("diff")
+        .args(["-r", "--no-dereference"])
+        .arg(a)
+        .arg(b)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{a:?} differs from {b:?}");
+    let mode = std::fs::metadata(b.join("bin/hello"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o111, 0, "executable bit lost");
+}
+
+#[test]
+fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
+    if !can_mount() {
+        eprintln!("skipped: needs root and /dev/fuse");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, tree, mountpoint) = (
+        tmp.path().join("store"),
+        tmp.path().join("tree"),
+        tmp.path().join("mnt"),
+    );
+    make_tree(&tree);
+    std::fs::create_dir(&mountpoint).unwrap();
+    let base = add(&store, &tree);
+    let mut child = Command::new(bin())
+        .arg("--store-dir")
+        .arg(&store)
+        .arg("mount")
+        .arg(&mountpoint)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(|| is_mounted(&mountpoint), "the mount");
+    same_tree(&tree, &mountpoint.join(&base));
+    let listed: Vec<_> = std::fs::read_dir(&mountpoint)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(listed, vec![base.clone()]);
+    // A path added while mounted shows up.
+    let other = tmp.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("f"), b"later").unwrap();
+    let later = add(&store, &other);
+    assert_eq!(
+        std::fs::read(mountpoint.join(&later).join("f")).unwrap(),
+        b"later"
+    );
+    // Unknown names are ENOENT.
+    assert!(std::fs::metadata(mountpoint.join("0000000000000000000000000000000a-x")).is_err());
+
+    let pid = child.id() as i32;
+    assert!(
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "cairn mount exited with {status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "cairn mount did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!is_mounted(&mountpoint));
+}
+
+/// mount(8) runs helpers with its own PATH (/usr/local/sbin:/usr/local/bin:
+/// /usr/sbin:/usr/bin:/sbin:/bin), where cairn is installed; for the test, a
+/// link to the binary under test stands in /usr/local/bin while it runs.
+struct InstalledLink(PathBuf);
+
+impl InstalledLink {
+    fn new() -> Option<InstalledLink> {
+        let link = PathBuf::from("/usr/local/bin/cairn");
+        if std::fs::symlink_metadata(&link).is_ok() {
+            // Something is installed there already: use it only if it is us.
+            let target = std::fs::read_link(&link).ok()?;
+            return (target == Path::new(bin())).then_some(InstalledLink(PathBuf::new()));
+        }
+        std::os::unix::fs::symlink(bin(), &link).ok()?;
+        Some(InstalledLink(link))
+    }
+}
+
+impl Drop for InstalledLink {
+    fn drop(&mut self) {
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+#[test]
+fn mount_t_fuse_cairn_and_fstab() {
+    if !can_mount() || !Path::new("/sbin/mount.fuse3").exists() {
+        eprintln!("skipped: needs root, /dev/fuse and fuse3");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, tree, mountpoint) = (
+        tmp.path().join("store"),
+        tmp.path().join("tree"),
+        tmp.path().join("mnt"),
+    );
+    make_tree(&tree);
+    std::fs::create_dir(&mountpoint).unwrap();
+    let base = add(&store, &tree);
+    let Some(_installed) = InstalledLink::new() else {
+        eprintln!("skipped: another cairn is installed in /usr/local/bin");
+        return;
+    };
+
+    let out = Command::new("mount")
+        .args(["-t", "fuse.cairn", "-o", "ro,allow_other"])
+        .arg(&store)
+        .arg(&mountpoint)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(is_mounted(&mountpoint));
+    same_tree(&tree, &mountpoint.join(&base));
+    assert!(
+        Command::new("umount")
+            .arg(&mountpoint)
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(|| !is_mounted(&mountpoint), "the unmount");
+
+    // The same through an fstab line.
+    let fstab = tmp.path().join("fstab");
+    std::fs::write(
+        &fstab,
+        format!(
+            "{} {} fuse.cairn ro,nofail,window=0 0 0\n",
+            store.display(),
+            mountpoint.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new("mount")
+        .arg("-T")
+        .arg(&fstab)
+        .arg(&mountpoint)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount -T: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    same_tree(&tree, &mountpoint.join(&base));
+    assert!(
+        Command::new("umount")
+            .arg(&mountpoint)
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(|| !is_mounted(&mountpoint), "the unmount");
+
+    // A bad option is refused with a clear message.
+    let out = Command::new("mount")
+        .args(["-t", "fuse.cairn", "-o", "frobnicate"])
+        .arg(&store)
+        .arg(&mountpoint)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
+    assert!(!is_mounted(&mountpoint));
+}
