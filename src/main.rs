@@ -43,7 +43,7 @@ enum Command {
     /// Mount the store as a read-only filesystem (foreground).
     Mount(commands::mount::MountArgs),
     /// Evaluate a Nix expression (as `nix-instantiate --eval`).
-    Eval(cairn_eval::cli::EvalArgs),
+    Eval(Box<cairn_eval::cli::EvalArgs>),
     /// Operations on the store as a whole.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = match cli.command {
         // The evaluator runs on its own thread with its own stack.
-        Command::Eval(args) => return cairn_eval::cli::run(args),
+        Command::Eval(args) => return cairn_eval::cli::run(*args),
         command => command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()

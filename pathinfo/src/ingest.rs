@@ -168,7 +168,7 @@ pub async fn ingest_nar<R: AsyncRead + Unpin + Send>(
 
     // Directories bottom-up: deepest level first, concurrently within a level.
     let mut directories = std::mem::take(&mut ingester.directories);
-    directories.sort_by(|a, b| b.0.cmp(&a.0));
+    directories.sort_by_key(|d| std::cmp::Reverse(d.0));
     let mut start = 0;
     while start < directories.len() {
         let depth = directories[start].0;

@@ -215,12 +215,10 @@ impl PathInfoService for SqlitePathInfoService {
             let mut stmt = conn
                 .prepare(&format!("SELECT {COLUMNS} FROM path_infos"))
                 .map_err(|e| self.sqlite_err(e))?;
-            let rows = stmt
-                .query_map([], read_row)
+            stmt.query_map([], read_row)
                 .map_err(|e| self.sqlite_err(e))?
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.sqlite_err(e))?;
-            rows
+                .map_err(|e| self.sqlite_err(e))?
         };
         let mut all = rows
             .into_iter()
