@@ -4,7 +4,7 @@
 use crate::error::{Result, err};
 use crate::eval::Eval;
 use crate::pos::Pos;
-use crate::regex::Regex;
+use crate::posix_regex::Regex;
 use crate::symbol::sym;
 use crate::value::*;
 use std::rc::Rc;
@@ -174,14 +174,12 @@ pub fn split(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let (s, _) = str_ctx(ev, &a[1], p)?;
     let mut out = Vec::new();
     let mut prev = 0;
-    let mut pos = 0;
-    while pos <= s.len() {
-        let Some(m) = re.search(&s, pos) else { break };
+    // The matches std::sregex_iterator yields, as Nix iterates them.
+    for m in re.split_matches(&s) {
         let Some((ms, me)) = m[0] else { break };
         out.push(Value::str(s[prev..ms].to_vec()));
         out.push(groups(&s, &m));
         prev = me;
-        pos = if me == ms { me + 1 } else { me };
     }
     out.push(Value::str(s[prev.min(s.len())..].to_vec()));
     Ok(Value::list(out))
