@@ -1206,8 +1206,11 @@ impl Eval {
                 if !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
                     return Ok(());
                 }
-                for x in l.iter() {
-                    self.deep_force_inner(x, pos, seen)?;
+                for (i, x) in l.iter().enumerate() {
+                    self.deep_force_inner(x, pos, seen).trace(
+                        || format!("while evaluating list element at index {i}"),
+                        Pos::NONE,
+                    )?;
                 }
             }
             _ => {}

@@ -49,7 +49,10 @@ pub fn cat_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
     let mut out = Vec::new();
     for x in l.iter() {
-        let s = ev.force_attrs(x, p)?;
+        let s = ev.force_attrs(x, p).trace(
+            || "while evaluating an element in the list passed as second argument to builtins.catAttrs".to_string(),
+            Pos::NONE,
+        )?;
         if let Some(v) = s.get(n) {
             out.push(v.clone());
         }

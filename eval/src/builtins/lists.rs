@@ -39,7 +39,11 @@ pub fn concat_lists(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[0], p)?;
     let mut out = Vec::new();
     for x in l.iter() {
-        out.extend(ev.force_list(x, p)?.iter().cloned());
+        let inner = ev.force_list(x, p).trace(
+            || "while evaluating a value of the list passed to builtins.concatLists".to_string(),
+            Pos::NONE,
+        )?;
+        out.extend(inner.iter().cloned());
     }
     Ok(Value::list(out))
 }
