@@ -895,7 +895,8 @@ impl Eval {
                         | "listToAttrs"
                         | "stringLength"
                 );
-                let quirk = idx == 1 && matches!(name, "all" | "any" | "concatMap");
+                let quirk = (idx == 1 && matches!(name, "all" | "any" | "concatMap" | "groupBy"))
+                    || (idx == 2 && name == "foldl'");
                 let nth = if unary {
                     ""
                 } else if quirk {
@@ -985,14 +986,19 @@ impl Eval {
         };
         self.eval(&lam.body, &env)
             .trace(|| format!("while calling {}", lam_desc(lam)), lam.pos)
-            .trace(|| "from call site".to_string(), pos)
+            .map_err(|mut e| {
+                if pos.is_some() && e.trace.len() < 64 {
+                    e.trace.push(("from call site".to_string(), pos));
+                }
+                e
+            })
     }
 
     /// Calls `f` with several arguments.
-    pub fn call_n(&mut self, f: &Value, args: &[Value], pos: Pos) -> Result<Value> {
+    pub fn call_n(&mut self, f: &Value, args: &[Value], _pos: Pos) -> Result<Value> {
         let mut f = self.force(f)?;
         for a in args {
-            f = self.call(f, a.clone(), pos)?;
+            f = self.call(f, a.clone(), Pos::NONE)?;
         }
         Ok(f)
     }

@@ -23,10 +23,7 @@ pub fn function_args(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             Ok(Value::attrs(Attrs::from_unsorted(v)))
         }
         Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::default())),
-        v => err(
-            format!("'functionArgs' requires a function, got {}", v.type_desc()),
-            p,
-        ),
+        _ => err("'functionArgs' requires a function".to_string(), p),
     }
 }
 
@@ -68,7 +65,10 @@ pub fn get_attr(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             let v = v.clone();
             ev.force(&v)
         }
-        None => err(format!("attribute '{n}' missing"), p),
+        None => err(format!("attribute '{n}' missing"), p).trace(
+            || "in the attribute set under consideration".to_string(),
+            Pos::NONE,
+        ),
     }
 }
 
