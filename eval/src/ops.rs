@@ -103,7 +103,13 @@ impl Eval {
                         continue;
                     }
                     self.enter(pos)?;
-                    let r = self.compare(p, q, pos);
+                    let r = self.compare(p, q, pos).map_err(|mut e| {
+                        if e.trace.len() < 64 {
+                            e.trace
+                                .push(("while comparing two list elements".to_string(), Pos::NONE));
+                        }
+                        e
+                    });
                     self.depth -= 1;
                     return r;
                 }

@@ -93,15 +93,21 @@ pub fn intersect_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 pub fn list_to_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[0], p)?;
     let mut v: Vec<(Sym, Value, Pos)> = Vec::with_capacity(l.len());
+    let pair = || "in a {name=...; value=...;} pair".to_string();
     for x in l.iter() {
-        let s = ev.force_attrs(x, p)?;
-        let Some(n) = s.get(ev.s.name) else {
-            return err("attribute 'name' missing", p);
+        let s = ev.force_attrs(x, p).trace(
+            || "while evaluating an element of the list passed to builtins.listToAttrs".to_string(),
+            Pos::NONE,
+        )?;
+        let Some((_, n, npos)) = s.get_entry(ev.s.name).cloned() else {
+            return err("attribute 'name' missing", p).trace(pair, Pos::NONE);
         };
-        let n = n.clone();
-        let n = name_of(ev, &n, p)?;
+        let n = name_of(ev, &n, p).trace(
+            || "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs".to_string(),
+            npos,
+        )?;
         let Some(val) = s.get(ev.s.value) else {
-            return err("attribute 'value' missing", p);
+            return err("attribute 'value' missing", p).trace(pair, Pos::NONE);
         };
         v.push((n, val.clone(), p));
     }
@@ -126,11 +132,11 @@ pub fn map_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let entries = s
         .entries
         .iter()
-        .map(|(n, v, pos)| {
+        .map(|(n, v, _)| {
             (
                 *n,
                 Value::app(Value::app(f.clone(), ev.sym_str(*n)), v.clone()),
-                *pos,
+                Pos::NONE,
             )
         })
         .collect();
@@ -190,6 +196,7 @@ pub fn unsafe_get_attr_pos(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 }
 
 pub fn group_by(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let mut acc: HashMap<Sym, Vec<Value>> = HashMap::new();
     for x in l.iter() {

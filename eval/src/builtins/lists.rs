@@ -124,6 +124,9 @@ pub fn foldl(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 pub fn gen_list(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let n = ev.force_int(&a[1], p)?;
+    if n > 0 {
+        ev.force_fn(&a[0], p)?;
+    }
     if n < 0 {
         return err(format!("cannot create list of size {n}"), p);
     }
@@ -158,6 +161,10 @@ pub fn length(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 pub fn map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
+    if l.is_empty() {
+        return Ok(Value::List(l));
+    }
+    ev.force_fn(&a[0], p)?;
     let f = a[0].clone();
     Ok(Value::list(
         l.iter().map(|x| Value::app(f.clone(), x.clone())).collect(),
