@@ -202,12 +202,10 @@ impl Eval {
     }
 
     fn force_thunk(&mut self, t: &Rc<Thunk>) -> Result<Value> {
-        let state = t.0.replace(ThunkState::Blackhole);
-        if let ThunkState::Done(v) = &state {
-            let v = v.clone();
-            t.0.set(state);
+        if let Some(v) = t.done() {
             return Ok(v);
         }
+        let state = t.0.replace(ThunkState::Blackhole);
         if let Err(e) = self.check_stack(Pos::NONE) {
             t.0.set(state);
             return Err(e);

@@ -154,14 +154,15 @@ pub struct Thunk(pub Cell<ThunkState>);
 
 impl Thunk {
     /// The value, if the thunk has been evaluated.
+    #[inline]
     pub fn done(&self) -> Option<Value> {
-        let s = self.0.replace(ThunkState::Blackhole);
-        let v = match &s {
+        // SAFETY: values are single-threaded (`Rc`), the reference does not
+        // outlive this call, and cloning a `Value` only touches reference
+        // counts, never this cell, so nothing mutates the state meanwhile.
+        match unsafe { &*self.0.as_ptr() } {
             ThunkState::Done(v) => Some(v.clone()),
             _ => None,
-        };
-        self.0.set(s);
-        v
+        }
     }
 }
 
