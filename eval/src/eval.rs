@@ -462,11 +462,11 @@ impl Eval {
                             BinOp::Add if let Some(r) = x.checked_add(y) => Value::Int(r),
                             BinOp::Sub if let Some(r) = x.checked_sub(y) => Value::Int(r),
                             BinOp::Mul if let Some(r) = x.checked_mul(y) => Value::Int(r),
-                            _ => return self.binop(*op, a, b, *pos),
+                            _ => return self.binop_traced(*op, a, b, *pos),
                         };
                         return Ok(r);
                     }
-                    return self.binop(*op, a, b, *pos);
+                    return self.binop_traced(*op, a, b, *pos);
                 }
                 match op {
                     BinOp::Eq | BinOp::Neq => {
@@ -476,7 +476,7 @@ impl Eval {
                     }
                     _ => {
                         let b = self.eval(&ab.1, env)?;
-                        self.binop(*op, a, b, *pos)
+                        self.binop_traced(*op, a, b, *pos)
                     }
                 }
             }
@@ -730,6 +730,20 @@ impl Eval {
 
     // ------------------------------------------------------------- calls
 
+    /// A binary operator; those that Nix desugars to builtin calls get the
+    /// builtin's frame on errors.
+    fn binop_traced(&mut self, op: BinOp, a: Value, b: Value, pos: Pos) -> Result<Value> {
+        let name = match op {
+            BinOp::Sub => "sub",
+            BinOp::Mul => "mul",
+            BinOp::Div => "div",
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => "lessThan",
+            _ => return self.binop(op, a, b, pos),
+        };
+        self.binop(op, a, b, pos)
+            .trace(|| format!("while calling the '{name}' builtin"), pos)
+    }
+
     /// Why two (forced) values that compared unequal differ, in Nix's
     /// words, for the cases that need no nested explanation.
     fn explain_neq(&mut self, a: &Value, b: &Value) -> Result<Option<String>> {
@@ -893,7 +907,7 @@ impl Eval {
                         | "listToAttrs"
                         | "stringLength"
                 );
-                let quirk = (idx == 1 && matches!(name, "all" | "any" | "concatMap"))
+                let quirk = (idx == 1 && matches!(name, "all" | "any" | "concatMap" | "partition"))
                     || (idx == 2 && name == "foldl'");
                 let nth = if unary {
                     ""

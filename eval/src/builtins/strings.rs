@@ -294,7 +294,7 @@ pub fn split_version(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn parse_drv_name(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let (s, _) = str_ctx(ev, &a[0], p)?;
+    let s = ev.force_str(&a[0], p)?.bytes.to_vec();
     let mut name = s.clone();
     let mut version = Vec::new();
     for i in 0..s.len() {
