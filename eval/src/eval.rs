@@ -1139,13 +1139,21 @@ impl Eval {
                 }
             }
             Value::Attrs(a) => {
-                if let Some(f) = a.get(self.s.to_string) {
-                    let f = f.clone();
-                    let r = self.call_n(&f, std::slice::from_ref(&v), pos)?;
-                    return self.coerce_to_string(&r, ctx, more, copy, pos);
+                if let Some((_, f, fpos)) = a.get_entry(self.s.to_string).cloned() {
+                    let r = self.call_n(&f, std::slice::from_ref(&v), pos).trace(
+                        || "while calling the `__toString` attribute".to_string(),
+                        fpos,
+                    )?;
+                    return self.coerce_to_string(&r, ctx, more, copy, pos).trace(
+                        || "while using the result of the `__toString` attribute".to_string(),
+                        fpos,
+                    );
                 }
-                if let Some(o) = a.get(self.s.out_path) {
-                    let o = o.clone();
+                if let Some((_, o, opos)) = a.get_entry(self.s.out_path).cloned() {
+                    let o = self.force(&o).trace(
+                        || "while evaluating the `outPath` attribute".to_string(),
+                        opos,
+                    )?;
                     return self.coerce_to_string(&o, ctx, more, copy, pos);
                 }
                 err(
