@@ -745,8 +745,8 @@ impl Lowerer<'_> {
                         let Some(name) = self.static_attr(&a)? else {
                             return self.err("dynamic attributes not allowed in inherit", apos);
                         };
-                        if pa.statics.iter().any(|s| s.name == name) {
-                            return self.err(format!("attribute '{name}' already defined"), apos);
+                        if let Some(first) = pa.statics.iter().find(|s| s.name == name) {
+                            return self.dup_error(&[], name, first.pos, apos);
                         }
                         let val = match &from {
                             Some(f) => PreVal::InheritFrom(f.clone(), name, apos),
@@ -782,10 +782,41 @@ impl Lowerer<'_> {
     }
 
     fn add_attr(&mut self, pa: &mut PreAttrs, path: &[ast::Attr], value: ast::Expr) -> Result<()> {
+        let Some(first) = path.first() else {
+            return Ok(());
+        };
+        let ppos = self.pos_of(first.syntax());
+        self.add_attr_at(pa, path, value, ppos, &mut Vec::new())
+    }
+
+    /// The "already defined" error for `prefix.name`, defined first at `first`.
+    fn dup_error<T>(&self, prefix: &[Sym], name: Sym, first: Pos, at: Pos) -> Result<T> {
+        let mut full: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        full.push(name.to_string());
+        let loc = first
+            .location()
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
+        self.err(
+            format!("attribute '{}' already defined{loc}", full.join(".")),
+            at,
+        )
+    }
+
+    /// Adds `path = value` to `pa`; `ppos` is where the whole attribute
+    /// path starts (the position Nix records), `prefix` the names above.
+    fn add_attr_at(
+        &mut self,
+        pa: &mut PreAttrs,
+        path: &[ast::Attr],
+        value: ast::Expr,
+        ppos: Pos,
+        prefix: &mut Vec<Sym>,
+    ) -> Result<()> {
         let Some((first, rest)) = path.split_first() else {
             return Ok(());
         };
-        let apos = self.pos_of(first.syntax());
+        let apos = ppos;
         let Some(name) = self.static_attr(first)? else {
             let val = if rest.is_empty() {
                 self.make_preval(value)?
@@ -796,7 +827,7 @@ impl Lowerer<'_> {
                     dynamics: Vec::new(),
                     pos: apos,
                 };
-                self.add_attr(&mut inner, rest, value)?;
+                self.add_attr_at(&mut inner, rest, value, ppos, prefix)?;
                 PreVal::Attrs(inner)
             };
             pa.dynamics.push((first.clone(), val, apos));
@@ -811,19 +842,23 @@ impl Lowerer<'_> {
                     pos: apos,
                     val,
                 }),
-                Some(i) => match (&mut pa.statics[i].val, val) {
-                    (PreVal::Attrs(old), PreVal::Attrs(new)) => {
-                        for s in new.statics {
-                            if old.statics.iter().any(|o| o.name == s.name) {
-                                return self
-                                    .err(format!("attribute '{}' already defined", s.name), s.pos);
+                Some(i) => {
+                    let first_pos = pa.statics[i].pos;
+                    match (&mut pa.statics[i].val, val) {
+                        (PreVal::Attrs(old), PreVal::Attrs(new)) => {
+                            for s in new.statics {
+                                if let Some(o) = old.statics.iter().find(|o| o.name == s.name) {
+                                    let mut pre = prefix.clone();
+                                    pre.push(name);
+                                    return self.dup_error(&pre, s.name, o.pos, s.pos);
+                                }
+                                old.statics.push(s);
                             }
-                            old.statics.push(s);
+                            old.dynamics.extend(new.dynamics);
                         }
-                        old.dynamics.extend(new.dynamics);
+                        _ => return self.dup_error(prefix, name, first_pos, apos),
                     }
-                    _ => return self.err(format!("attribute '{name}' already defined"), apos),
-                },
+                }
             }
         } else {
             match existing {
@@ -834,7 +869,10 @@ impl Lowerer<'_> {
                         dynamics: Vec::new(),
                         pos: apos,
                     };
-                    self.add_attr(&mut inner, rest, value)?;
+                    prefix.push(name);
+                    let r = self.add_attr_at(&mut inner, rest, value, ppos, prefix);
+                    prefix.pop();
+                    r?;
                     pa.statics.push(PreAttr {
                         name,
                         pos: apos,
@@ -842,8 +880,9 @@ impl Lowerer<'_> {
                     });
                 }
                 Some(i) => {
+                    let first_pos = pa.statics[i].pos;
                     let PreVal::Attrs(inner) = &mut pa.statics[i].val else {
-                        return self.err(format!("attribute '{name}' already defined"), apos);
+                        return self.dup_error(prefix, name, first_pos, apos);
                     };
                     // Borrow dance: take the inner set out while recursing.
                     let mut taken = std::mem::replace(
@@ -855,7 +894,9 @@ impl Lowerer<'_> {
                             pos: apos,
                         },
                     );
-                    let r = self.add_attr(&mut taken, rest, value);
+                    prefix.push(name);
+                    let r = self.add_attr_at(&mut taken, rest, value, ppos, prefix);
+                    prefix.pop();
                     if let PreVal::Attrs(slot) = &mut pa.statics[i].val {
                         *slot = taken;
                     }
