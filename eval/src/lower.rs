@@ -154,7 +154,64 @@ fn parse_error(e: &rnix::ParseError, file: u32, text: &str) -> Box<Error> {
     Error::new(ErrorKind::Parse, msg, Pos::new(file, off))
 }
 
+/// How Nix's parser names a token in syntax errors.
 fn kind_name(k: rnix::SyntaxKind) -> String {
+    use rnix::SyntaxKind::*;
+    let fixed = match k {
+        TOKEN_ADD => "'+'",
+        TOKEN_AND_AND => "'&&'",
+        TOKEN_OR_OR => "'||'",
+        TOKEN_IMPLICATION => "'->'",
+        TOKEN_CONCAT => "'++'",
+        TOKEN_UPDATE => "'//'",
+        TOKEN_EQUAL => "'=='",
+        TOKEN_NOT_EQUAL => "'!='",
+        TOKEN_LESS_OR_EQ => "'<='",
+        TOKEN_MORE_OR_EQ => "'>='",
+        TOKEN_LESS => "'<'",
+        TOKEN_MORE => "'>'",
+        TOKEN_ASSIGN => "'='",
+        TOKEN_COLON => "':'",
+        TOKEN_SEMICOLON => "';'",
+        TOKEN_COMMA => "','",
+        TOKEN_DOT => "'.'",
+        TOKEN_ELLIPSIS => "'...'",
+        TOKEN_QUESTION => "'?'",
+        TOKEN_AT => "'@'",
+        TOKEN_MUL => "'*'",
+        TOKEN_DIV => "'/'",
+        TOKEN_SUB => "'-'",
+        TOKEN_INVERT => "'!'",
+        TOKEN_L_BRACE => "'{'",
+        TOKEN_R_BRACE => "'}'",
+        TOKEN_L_BRACK => "'['",
+        TOKEN_R_BRACK => "']'",
+        TOKEN_L_PAREN => "'('",
+        TOKEN_R_PAREN => "')'",
+        TOKEN_ASSERT => "'assert'",
+        TOKEN_ELSE => "'else'",
+        TOKEN_IF => "'if'",
+        TOKEN_IN => "'in'",
+        TOKEN_INHERIT => "'inherit'",
+        TOKEN_LET => "'let'",
+        TOKEN_OR => "'or'",
+        TOKEN_REC => "'rec'",
+        TOKEN_THEN => "'then'",
+        TOKEN_WITH => "'with'",
+        TOKEN_URI => "URI",
+        TOKEN_INTEGER => "integer",
+        TOKEN_FLOAT => "floating-point literal",
+        TOKEN_IDENT => "identifier",
+        TOKEN_ERROR => "invalid token",
+        TOKEN_PATH_ABS | TOKEN_PATH_REL => "path",
+        TOKEN_PATH_HOME => "'~/…' path",
+        TOKEN_PATH_SEARCH => "'<…>' path",
+        TOKEN_INTERPOL_START => "'${'",
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return fixed.to_string();
+    }
     let s = format!("{k:?}");
     s.trim_start_matches("TOKEN_")
         .trim_start_matches("NODE_")
