@@ -132,8 +132,12 @@ fn parse_error(e: &rnix::ParseError, file: u32, text: &str) -> Box<Error> {
             "syntax error, unexpected extra token".to_string(),
             u32::from(r.start()),
         ),
-        P::UnexpectedWanted(got, r, _) => (
-            format!("syntax error, unexpected {}", kind_name(*got)),
+        P::UnexpectedWanted(got, r, wanted) => (
+            format!(
+                "syntax error, unexpected {}{}",
+                kind_name(*got),
+                expecting(wanted)
+            ),
             u32::from(r.start()),
         ),
         P::UnexpectedDoubleBind(r) => (
@@ -152,6 +156,32 @@ fn parse_error(e: &rnix::ParseError, file: u32, text: &str) -> Box<Error> {
         _ => (format!("syntax error, {e}"), 0),
     };
     Error::new(ErrorKind::Parse, msg, Pos::new(file, off))
+}
+
+/// The ", expecting ..." part of a syntax error, in Nix's words.
+fn expecting(wanted: &[rnix::SyntaxKind]) -> String {
+    use rnix::SyntaxKind::*;
+    if wanted.is_empty() {
+        return String::new();
+    }
+    if wanted.contains(&TOKEN_IDENT) && wanted.contains(&TOKEN_OR) {
+        return ", expecting identifier or 'or' or '${' or '\"'".to_string();
+    }
+    // rnix reports fewer alternatives than Nix's grammar in these places.
+    match wanted {
+        [TOKEN_R_BRACE] => return ", expecting '}' or ','".to_string(),
+        [TOKEN_ASSIGN] => return ", expecting '.' or '='".to_string(),
+        _ => {}
+    }
+    if wanted.len() > 2
+        || wanted
+            .iter()
+            .any(|k| matches!(k, TOKEN_STRING_END | TOKEN_STRING_CONTENT | TOKEN_CUR_POS))
+    {
+        return String::new();
+    }
+    let names: Vec<String> = wanted.iter().map(|k| kind_name(*k)).collect();
+    format!(", expecting {}", names.join(" or "))
 }
 
 /// How Nix's parser names a token in syntax errors.
