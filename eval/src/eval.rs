@@ -672,7 +672,9 @@ impl Eval {
         }
         entries.sort_by_key(|e| e.0);
         if a.dynamics.is_empty() {
-            return Ok(Value::attrs(Attrs { entries }));
+            return Ok(Value::attrs(Attrs {
+                entries: entries.into(),
+            }));
         }
         for (k, v, p) in &a.dynamics {
             let kv = self.eval(k, &dyn_env)?;
@@ -698,7 +700,9 @@ impl Eval {
                 Err(i) => entries.insert(i, (name, self.thunk(v, &dyn_env), *p)),
             }
         }
-        Ok(Value::attrs(Attrs { entries }))
+        Ok(Value::attrs(Attrs {
+            entries: entries.into(),
+        }))
     }
 
     fn eval_concat(&mut self, c: &'static ConcatExpr, env: &Rc<Env>) -> Result<Value> {

@@ -249,7 +249,9 @@ pub fn update(x: &Rc<Attrs>, y: &Rc<Attrs>) -> Rc<Attrs> {
     }
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
-    Rc::new(Attrs { entries: out })
+    Rc::new(Attrs {
+        entries: out.into(),
+    })
 }
 
 /// Integer/float arithmetic with Nix's overflow checks.

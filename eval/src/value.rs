@@ -53,7 +53,7 @@ pub type Entry = (Sym, Value, Pos);
 /// An attribute set: entries sorted by symbol id.
 #[derive(Debug, Default)]
 pub struct Attrs {
-    pub entries: Vec<(Sym, Value, Pos)>,
+    pub entries: Box<[Entry]>,
 }
 
 impl Attrs {
@@ -81,7 +81,9 @@ impl Attrs {
                 _ => out.push(e),
             }
         }
-        Attrs { entries: out }
+        Attrs {
+            entries: out.into_boxed_slice(),
+        }
     }
     /// Entries sorted by attribute name (the order Nix shows them in).
     pub fn sorted_by_name(&self) -> Vec<&(Sym, Value, Pos)> {

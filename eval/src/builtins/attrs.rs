@@ -113,17 +113,9 @@ pub fn list_to_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     // The first occurrence of a name wins.
     v.reverse();
-    let mut a = Attrs::from_unsorted(Vec::new());
-    let mut sorted = v;
-    sorted.sort_by_key(|e| e.0);
-    // stable sort keeps reversed order: the last in `sorted` per name is the first occurrence
-    for e in sorted {
-        match a.entries.last_mut() {
-            Some(last) if last.0 == e.0 => *last = e,
-            _ => a.entries.push(e),
-        }
-    }
-    Ok(Value::attrs(a))
+    // After reversing, the last occurrence of a name is the first one in
+    // the list, and `from_unsorted` keeps the last of equal names.
+    Ok(Value::attrs(Attrs::from_unsorted(v)))
 }
 
 pub fn map_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
