@@ -244,13 +244,7 @@ fn auto_call(ev: &mut Eval, v: Value, auto: &std::rc::Rc<Attrs>) -> Result<Value
                     .cloned()
                     .collect()
             };
-            ev.call(
-                v.clone(),
-                Value::attrs(Attrs {
-                    entries: entries.into(),
-                }),
-                Pos::NONE,
-            )
+            ev.call(v.clone(), Value::attrs(Attrs { entries }), Pos::NONE)
         }
         Value::Attrs(a) if a.get(sym("__functor")).is_some() => Ok(v.clone()),
         _ => Ok(v),
