@@ -911,7 +911,7 @@ impl Eval {
                         | "listToAttrs"
                         | "stringLength"
                 );
-                let quirk = (idx == 1 && matches!(name, "all" | "any" | "concatMap" | "partition"))
+                let quirk = (idx == 1 && matches!(name, "all" | "any" | "concatMap"))
                     || (idx == 2 && name == "foldl'");
                 let nth = if unary {
                     ""

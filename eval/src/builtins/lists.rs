@@ -172,6 +172,7 @@ pub fn map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn partition(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let (mut r, mut w) = (Vec::new(), Vec::new());
     for x in l.iter() {

@@ -131,10 +131,19 @@ pub fn replace_strings(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     let mut pats = Vec::new();
     for f in from.iter() {
-        pats.push(ev.force_str(f, p)?.bytes.to_vec());
+        let f = ev.force_str(f, p).trace(
+            || {
+                "while evaluating one of the strings to replace passed to builtins.replaceStrings"
+                    .to_string()
+            },
+            Pos::NONE,
+        )?;
+        pats.push(f.bytes.to_vec());
     }
     let mut tos: Vec<Option<Vec<u8>>> = vec![None; to.len()];
-    let (s, mut ctx) = str_ctx(ev, &a[2], p)?;
+    let sv = ev.force_str(&a[2], p)?;
+    let s = sv.bytes.to_vec();
+    let mut ctx = sv.ctx.as_deref().cloned().unwrap_or_default();
     let mut out = Vec::new();
     let mut i = 0;
     loop {
@@ -142,7 +151,14 @@ pub fn replace_strings(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         for (k, pat) in pats.iter().enumerate() {
             if s[i..].starts_with(pat) {
                 if tos[k].is_none() {
-                    let t = ev.coerce_to_string(&to[k], &mut ctx, false, false, p)?;
+                    let t = ev.force_str(&to[k], p).trace(
+                        || "while evaluating one of the replacement strings passed to builtins.replaceStrings".to_string(),
+                        Pos::NONE,
+                    )?;
+                    if let Some(c) = &t.ctx {
+                        ctx.extend(c.iter().cloned());
+                    }
+                    let t = t.bytes.to_vec();
                     tos[k] = Some(t);
                 }
                 out.extend_from_slice(tos[k].as_deref().unwrap_or_default());
