@@ -202,12 +202,10 @@ impl Eval {
     }
 
     fn force_thunk(&mut self, t: &Rc<Thunk>) -> Result<Value> {
-        let state = t.0.replace(ThunkState::Blackhole);
-        if let ThunkState::Done(v) = &state {
-            let v = v.clone();
-            t.0.set(state);
+        if let Some(v) = t.done() {
             return Ok(v);
         }
+        let state = t.0.replace(ThunkState::Blackhole);
         if let Err(e) = self.check_stack(Pos::NONE) {
             t.0.set(state);
             return Err(e);
@@ -464,11 +462,11 @@ impl Eval {
                             BinOp::Add if let Some(r) = x.checked_add(y) => Value::Int(r),
                             BinOp::Sub if let Some(r) = x.checked_sub(y) => Value::Int(r),
                             BinOp::Mul if let Some(r) = x.checked_mul(y) => Value::Int(r),
-                            _ => return self.binop(*op, a, b, *pos),
+                            _ => return self.binop_traced(*op, a, b, *pos),
                         };
                         return Ok(r);
                     }
-                    return self.binop(*op, a, b, *pos);
+                    return self.binop_traced(*op, a, b, *pos);
                 }
                 match op {
                     BinOp::Eq | BinOp::Neq => {
@@ -478,7 +476,7 @@ impl Eval {
                     }
                     _ => {
                         let b = self.eval(&ab.1, env)?;
-                        self.binop(*op, a, b, *pos)
+                        self.binop_traced(*op, a, b, *pos)
                     }
                 }
             }
@@ -674,7 +672,9 @@ impl Eval {
         }
         entries.sort_by_key(|e| e.0);
         if a.dynamics.is_empty() {
-            return Ok(Value::attrs(Attrs { entries }));
+            return Ok(Value::attrs(Attrs {
+                entries: entries.into(),
+            }));
         }
         for (k, v, p) in &a.dynamics {
             let kv = self.eval(k, &dyn_env)?;
@@ -700,7 +700,9 @@ impl Eval {
                 Err(i) => entries.insert(i, (name, self.thunk(v, &dyn_env), *p)),
             }
         }
-        Ok(Value::attrs(Attrs { entries }))
+        Ok(Value::attrs(Attrs {
+            entries: entries.into(),
+        }))
     }
 
     fn eval_concat(&mut self, c: &'static ConcatExpr, env: &Rc<Env>) -> Result<Value> {
@@ -731,6 +733,20 @@ impl Eval {
     }
 
     // ------------------------------------------------------------- calls
+
+    /// A binary operator; those that Nix desugars to builtin calls get the
+    /// builtin's frame on errors.
+    fn binop_traced(&mut self, op: BinOp, a: Value, b: Value, pos: Pos) -> Result<Value> {
+        let name = match op {
+            BinOp::Sub => "sub",
+            BinOp::Mul => "mul",
+            BinOp::Div => "div",
+            BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => "lessThan",
+            _ => return self.binop(op, a, b, pos),
+        };
+        self.binop(op, a, b, pos)
+            .trace(|| format!("while calling the '{name}' builtin"), pos)
+    }
 
     /// Why two (forced) values that compared unequal differ, in Nix's
     /// words, for the cases that need no nested explanation.
@@ -895,7 +911,8 @@ impl Eval {
                         | "listToAttrs"
                         | "stringLength"
                 );
-                let quirk = idx == 1 && matches!(name, "all" | "any" | "concatMap");
+                let quirk = (idx == 1 && matches!(name, "all" | "any" | "concatMap"))
+                    || (idx == 2 && name == "foldl'");
                 let nth = if unary {
                     ""
                 } else if quirk {
@@ -985,14 +1002,19 @@ impl Eval {
         };
         self.eval(&lam.body, &env)
             .trace(|| format!("while calling {}", lam_desc(lam)), lam.pos)
-            .trace(|| "from call site".to_string(), pos)
+            .map_err(|mut e| {
+                if pos.is_some() && e.trace.len() < 64 {
+                    e.trace.push(("from call site".to_string(), pos));
+                }
+                e
+            })
     }
 
     /// Calls `f` with several arguments.
-    pub fn call_n(&mut self, f: &Value, args: &[Value], pos: Pos) -> Result<Value> {
+    pub fn call_n(&mut self, f: &Value, args: &[Value], _pos: Pos) -> Result<Value> {
         let mut f = self.force(f)?;
         for a in args {
-            f = self.call(f, a.clone(), pos)?;
+            f = self.call(f, a.clone(), Pos::NONE)?;
         }
         Ok(f)
     }
@@ -1121,13 +1143,21 @@ impl Eval {
                 }
             }
             Value::Attrs(a) => {
-                if let Some(f) = a.get(self.s.to_string) {
-                    let f = f.clone();
-                    let r = self.call_n(&f, std::slice::from_ref(&v), pos)?;
-                    return self.coerce_to_string(&r, ctx, more, copy, pos);
+                if let Some((_, f, fpos)) = a.get_entry(self.s.to_string).cloned() {
+                    let r = self.call_n(&f, std::slice::from_ref(&v), pos).trace(
+                        || "while calling the `__toString` attribute".to_string(),
+                        fpos,
+                    )?;
+                    return self.coerce_to_string(&r, ctx, more, copy, pos).trace(
+                        || "while using the result of the `__toString` attribute".to_string(),
+                        fpos,
+                    );
                 }
-                if let Some(o) = a.get(self.s.out_path) {
-                    let o = o.clone();
+                if let Some((_, o, opos)) = a.get_entry(self.s.out_path).cloned() {
+                    let o = self.force(&o).trace(
+                        || "while evaluating the `outPath` attribute".to_string(),
+                        opos,
+                    )?;
                     return self.coerce_to_string(&o, ctx, more, copy, pos);
                 }
                 err(
@@ -1206,8 +1236,11 @@ impl Eval {
                 if !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
                     return Ok(());
                 }
-                for x in l.iter() {
-                    self.deep_force_inner(x, pos, seen)?;
+                for (i, x) in l.iter().enumerate() {
+                    self.deep_force_inner(x, pos, seen).trace(
+                        || format!("while evaluating list element at index {i}"),
+                        Pos::NONE,
+                    )?;
                 }
             }
             _ => {}

@@ -101,6 +101,12 @@ impl EvalIo for RealIo {
             .map_err(|e| io_err(path, e))
     }
     fn read_dir(&self, path: &[u8]) -> Result<Vec<(Vec<u8>, FileType)>, String> {
+        let shown = String::from_utf8_lossy(path);
+        match std::fs::metadata(p(path)) {
+            Err(_) => return Err(format!("path '{shown}' does not exist")),
+            Ok(m) if !m.is_dir() => return Err(format!("'{shown}' is not a directory")),
+            Ok(_) => {}
+        }
         let rd = std::fs::read_dir(p(path)).map_err(|e| io_err(path, e))?;
         let mut out = Vec::new();
         for e in rd {

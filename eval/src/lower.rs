@@ -132,8 +132,12 @@ fn parse_error(e: &rnix::ParseError, file: u32, text: &str) -> Box<Error> {
             "syntax error, unexpected extra token".to_string(),
             u32::from(r.start()),
         ),
-        P::UnexpectedWanted(got, r, _) => (
-            format!("syntax error, unexpected {}", kind_name(*got)),
+        P::UnexpectedWanted(got, r, wanted) => (
+            format!(
+                "syntax error, unexpected {}{}",
+                kind_name(*got),
+                expecting(wanted)
+            ),
             u32::from(r.start()),
         ),
         P::UnexpectedDoubleBind(r) => (
@@ -154,7 +158,90 @@ fn parse_error(e: &rnix::ParseError, file: u32, text: &str) -> Box<Error> {
     Error::new(ErrorKind::Parse, msg, Pos::new(file, off))
 }
 
+/// The ", expecting ..." part of a syntax error, in Nix's words.
+fn expecting(wanted: &[rnix::SyntaxKind]) -> String {
+    use rnix::SyntaxKind::*;
+    if wanted.is_empty() {
+        return String::new();
+    }
+    if wanted.contains(&TOKEN_IDENT) && wanted.contains(&TOKEN_OR) {
+        return ", expecting identifier or 'or' or '${' or '\"'".to_string();
+    }
+    // rnix reports fewer alternatives than Nix's grammar in these places.
+    match wanted {
+        [TOKEN_R_BRACE] => return ", expecting '}' or ','".to_string(),
+        [TOKEN_ASSIGN] => return ", expecting '.' or '='".to_string(),
+        _ => {}
+    }
+    if wanted.len() > 2
+        || wanted
+            .iter()
+            .any(|k| matches!(k, TOKEN_STRING_END | TOKEN_STRING_CONTENT | TOKEN_CUR_POS))
+    {
+        return String::new();
+    }
+    let names: Vec<String> = wanted.iter().map(|k| kind_name(*k)).collect();
+    format!(", expecting {}", names.join(" or "))
+}
+
+/// How Nix's parser names a token in syntax errors.
 fn kind_name(k: rnix::SyntaxKind) -> String {
+    use rnix::SyntaxKind::*;
+    let fixed = match k {
+        TOKEN_ADD => "'+'",
+        TOKEN_AND_AND => "'&&'",
+        TOKEN_OR_OR => "'||'",
+        TOKEN_IMPLICATION => "'->'",
+        TOKEN_CONCAT => "'++'",
+        TOKEN_UPDATE => "'//'",
+        TOKEN_EQUAL => "'=='",
+        TOKEN_NOT_EQUAL => "'!='",
+        TOKEN_LESS_OR_EQ => "'<='",
+        TOKEN_MORE_OR_EQ => "'>='",
+        TOKEN_LESS => "'<'",
+        TOKEN_MORE => "'>'",
+        TOKEN_ASSIGN => "'='",
+        TOKEN_COLON => "':'",
+        TOKEN_SEMICOLON => "';'",
+        TOKEN_COMMA => "','",
+        TOKEN_DOT => "'.'",
+        TOKEN_ELLIPSIS => "'...'",
+        TOKEN_QUESTION => "'?'",
+        TOKEN_AT => "'@'",
+        TOKEN_MUL => "'*'",
+        TOKEN_DIV => "'/'",
+        TOKEN_SUB => "'-'",
+        TOKEN_INVERT => "'!'",
+        TOKEN_L_BRACE => "'{'",
+        TOKEN_R_BRACE => "'}'",
+        TOKEN_L_BRACK => "'['",
+        TOKEN_R_BRACK => "']'",
+        TOKEN_L_PAREN => "'('",
+        TOKEN_R_PAREN => "')'",
+        TOKEN_ASSERT => "'assert'",
+        TOKEN_ELSE => "'else'",
+        TOKEN_IF => "'if'",
+        TOKEN_IN => "'in'",
+        TOKEN_INHERIT => "'inherit'",
+        TOKEN_LET => "'let'",
+        TOKEN_OR => "'or'",
+        TOKEN_REC => "'rec'",
+        TOKEN_THEN => "'then'",
+        TOKEN_WITH => "'with'",
+        TOKEN_URI => "URI",
+        TOKEN_INTEGER => "integer",
+        TOKEN_FLOAT => "floating-point literal",
+        TOKEN_IDENT => "identifier",
+        TOKEN_ERROR => "invalid token",
+        TOKEN_PATH_ABS | TOKEN_PATH_REL => "path",
+        TOKEN_PATH_HOME => "'~/…' path",
+        TOKEN_PATH_SEARCH => "'<…>' path",
+        TOKEN_INTERPOL_START => "'${'",
+        _ => "",
+    };
+    if !fixed.is_empty() {
+        return fixed.to_string();
+    }
     let s = format!("{k:?}");
     s.trim_start_matches("TOKEN_")
         .trim_start_matches("NODE_")
@@ -745,8 +832,8 @@ impl Lowerer<'_> {
                         let Some(name) = self.static_attr(&a)? else {
                             return self.err("dynamic attributes not allowed in inherit", apos);
                         };
-                        if pa.statics.iter().any(|s| s.name == name) {
-                            return self.err(format!("attribute '{name}' already defined"), apos);
+                        if let Some(first) = pa.statics.iter().find(|s| s.name == name) {
+                            return self.dup_error(&[], name, first.pos, apos);
                         }
                         let val = match &from {
                             Some(f) => PreVal::InheritFrom(f.clone(), name, apos),
@@ -782,10 +869,41 @@ impl Lowerer<'_> {
     }
 
     fn add_attr(&mut self, pa: &mut PreAttrs, path: &[ast::Attr], value: ast::Expr) -> Result<()> {
+        let Some(first) = path.first() else {
+            return Ok(());
+        };
+        let ppos = self.pos_of(first.syntax());
+        self.add_attr_at(pa, path, value, ppos, &mut Vec::new())
+    }
+
+    /// The "already defined" error for `prefix.name`, defined first at `first`.
+    fn dup_error<T>(&self, prefix: &[Sym], name: Sym, first: Pos, at: Pos) -> Result<T> {
+        let mut full: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+        full.push(name.to_string());
+        let loc = first
+            .location()
+            .map(|l| format!(" at {l}"))
+            .unwrap_or_default();
+        self.err(
+            format!("attribute '{}' already defined{loc}", full.join(".")),
+            at,
+        )
+    }
+
+    /// Adds `path = value` to `pa`; `ppos` is where the whole attribute
+    /// path starts (the position Nix records), `prefix` the names above.
+    fn add_attr_at(
+        &mut self,
+        pa: &mut PreAttrs,
+        path: &[ast::Attr],
+        value: ast::Expr,
+        ppos: Pos,
+        prefix: &mut Vec<Sym>,
+    ) -> Result<()> {
         let Some((first, rest)) = path.split_first() else {
             return Ok(());
         };
-        let apos = self.pos_of(first.syntax());
+        let apos = ppos;
         let Some(name) = self.static_attr(first)? else {
             let val = if rest.is_empty() {
                 self.make_preval(value)?
@@ -796,7 +914,7 @@ impl Lowerer<'_> {
                     dynamics: Vec::new(),
                     pos: apos,
                 };
-                self.add_attr(&mut inner, rest, value)?;
+                self.add_attr_at(&mut inner, rest, value, ppos, prefix)?;
                 PreVal::Attrs(inner)
             };
             pa.dynamics.push((first.clone(), val, apos));
@@ -811,19 +929,23 @@ impl Lowerer<'_> {
                     pos: apos,
                     val,
                 }),
-                Some(i) => match (&mut pa.statics[i].val, val) {
-                    (PreVal::Attrs(old), PreVal::Attrs(new)) => {
-                        for s in new.statics {
-                            if old.statics.iter().any(|o| o.name == s.name) {
-                                return self
-                                    .err(format!("attribute '{}' already defined", s.name), s.pos);
+                Some(i) => {
+                    let first_pos = pa.statics[i].pos;
+                    match (&mut pa.statics[i].val, val) {
+                        (PreVal::Attrs(old), PreVal::Attrs(new)) => {
+                            for s in new.statics {
+                                if let Some(o) = old.statics.iter().find(|o| o.name == s.name) {
+                                    let mut pre = prefix.clone();
+                                    pre.push(name);
+                                    return self.dup_error(&pre, s.name, o.pos, s.pos);
+                                }
+                                old.statics.push(s);
                             }
-                            old.statics.push(s);
+                            old.dynamics.extend(new.dynamics);
                         }
-                        old.dynamics.extend(new.dynamics);
+                        _ => return self.dup_error(prefix, name, first_pos, apos),
                     }
-                    _ => return self.err(format!("attribute '{name}' already defined"), apos),
-                },
+                }
             }
         } else {
             match existing {
@@ -834,7 +956,10 @@ impl Lowerer<'_> {
                         dynamics: Vec::new(),
                         pos: apos,
                     };
-                    self.add_attr(&mut inner, rest, value)?;
+                    prefix.push(name);
+                    let r = self.add_attr_at(&mut inner, rest, value, ppos, prefix);
+                    prefix.pop();
+                    r?;
                     pa.statics.push(PreAttr {
                         name,
                         pos: apos,
@@ -842,8 +967,9 @@ impl Lowerer<'_> {
                     });
                 }
                 Some(i) => {
+                    let first_pos = pa.statics[i].pos;
                     let PreVal::Attrs(inner) = &mut pa.statics[i].val else {
-                        return self.err(format!("attribute '{name}' already defined"), apos);
+                        return self.dup_error(prefix, name, first_pos, apos);
                     };
                     // Borrow dance: take the inner set out while recursing.
                     let mut taken = std::mem::replace(
@@ -855,7 +981,9 @@ impl Lowerer<'_> {
                             pos: apos,
                         },
                     );
-                    let r = self.add_attr(&mut taken, rest, value);
+                    prefix.push(name);
+                    let r = self.add_attr_at(&mut taken, rest, value, ppos, prefix);
+                    prefix.pop();
                     if let PreVal::Attrs(slot) = &mut pa.statics[i].val {
                         *slot = taken;
                     }

@@ -103,7 +103,13 @@ impl Eval {
                         continue;
                     }
                     self.enter(pos)?;
-                    let r = self.compare(p, q, pos);
+                    let r = self.compare(p, q, pos).map_err(|mut e| {
+                        if e.trace.len() < 64 {
+                            e.trace
+                                .push(("while comparing two list elements".to_string(), Pos::NONE));
+                        }
+                        e
+                    });
                     self.depth -= 1;
                     return r;
                 }
@@ -243,7 +249,9 @@ pub fn update(x: &Rc<Attrs>, y: &Rc<Attrs>) -> Rc<Attrs> {
     }
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
-    Rc::new(Attrs { entries: out })
+    Rc::new(Attrs {
+        entries: out.into(),
+    })
 }
 
 /// Integer/float arithmetic with Nix's overflow checks.

@@ -53,7 +53,7 @@ pub type Entry = (Sym, Value, Pos);
 /// An attribute set: entries sorted by symbol id.
 #[derive(Debug, Default)]
 pub struct Attrs {
-    pub entries: Vec<(Sym, Value, Pos)>,
+    pub entries: Box<[Entry]>,
 }
 
 impl Attrs {
@@ -81,7 +81,9 @@ impl Attrs {
                 _ => out.push(e),
             }
         }
-        Attrs { entries: out }
+        Attrs {
+            entries: out.into_boxed_slice(),
+        }
     }
     /// Entries sorted by attribute name (the order Nix shows them in).
     pub fn sorted_by_name(&self) -> Vec<&(Sym, Value, Pos)> {
@@ -154,14 +156,15 @@ pub struct Thunk(pub Cell<ThunkState>);
 
 impl Thunk {
     /// The value, if the thunk has been evaluated.
+    #[inline]
     pub fn done(&self) -> Option<Value> {
-        let s = self.0.replace(ThunkState::Blackhole);
-        let v = match &s {
+        // SAFETY: values are single-threaded (`Rc`), the reference does not
+        // outlive this call, and cloning a `Value` only touches reference
+        // counts, never this cell, so nothing mutates the state meanwhile.
+        match unsafe { &*self.0.as_ptr() } {
             ThunkState::Done(v) => Some(v.clone()),
             _ => None,
-        };
-        self.0.set(s);
-        v
+        }
     }
 }
 

@@ -23,10 +23,7 @@ pub fn function_args(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             Ok(Value::attrs(Attrs::from_unsorted(v)))
         }
         Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::default())),
-        v => err(
-            format!("'functionArgs' requires a function, got {}", v.type_desc()),
-            p,
-        ),
+        _ => err("'functionArgs' requires a function".to_string(), p),
     }
 }
 
@@ -49,7 +46,10 @@ pub fn cat_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
     let mut out = Vec::new();
     for x in l.iter() {
-        let s = ev.force_attrs(x, p)?;
+        let s = ev.force_attrs(x, p).trace(
+            || "while evaluating an element in the list passed as second argument to builtins.catAttrs".to_string(),
+            Pos::NONE,
+        )?;
         if let Some(v) = s.get(n) {
             out.push(v.clone());
         }
@@ -65,7 +65,10 @@ pub fn get_attr(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             let v = v.clone();
             ev.force(&v)
         }
-        None => err(format!("attribute '{n}' missing"), p),
+        None => err(format!("attribute '{n}' missing"), p).trace(
+            || "in the attribute set under consideration".to_string(),
+            Pos::NONE,
+        ),
     }
 }
 
@@ -90,31 +93,29 @@ pub fn intersect_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 pub fn list_to_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[0], p)?;
     let mut v: Vec<(Sym, Value, Pos)> = Vec::with_capacity(l.len());
+    let pair = || "in a {name=...; value=...;} pair".to_string();
     for x in l.iter() {
-        let s = ev.force_attrs(x, p)?;
-        let Some(n) = s.get(ev.s.name) else {
-            return err("attribute 'name' missing", p);
+        let s = ev.force_attrs(x, p).trace(
+            || "while evaluating an element of the list passed to builtins.listToAttrs".to_string(),
+            Pos::NONE,
+        )?;
+        let Some((_, n, npos)) = s.get_entry(ev.s.name).cloned() else {
+            return err("attribute 'name' missing", p).trace(pair, Pos::NONE);
         };
-        let n = n.clone();
-        let n = name_of(ev, &n, p)?;
+        let n = name_of(ev, &n, p).trace(
+            || "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs".to_string(),
+            npos,
+        )?;
         let Some(val) = s.get(ev.s.value) else {
-            return err("attribute 'value' missing", p);
+            return err("attribute 'value' missing", p).trace(pair, Pos::NONE);
         };
         v.push((n, val.clone(), p));
     }
     // The first occurrence of a name wins.
     v.reverse();
-    let mut a = Attrs::from_unsorted(Vec::new());
-    let mut sorted = v;
-    sorted.sort_by_key(|e| e.0);
-    // stable sort keeps reversed order: the last in `sorted` per name is the first occurrence
-    for e in sorted {
-        match a.entries.last_mut() {
-            Some(last) if last.0 == e.0 => *last = e,
-            _ => a.entries.push(e),
-        }
-    }
-    Ok(Value::attrs(a))
+    // After reversing, the last occurrence of a name is the first one in
+    // the list, and `from_unsorted` keeps the last of equal names.
+    Ok(Value::attrs(Attrs::from_unsorted(v)))
 }
 
 pub fn map_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -123,11 +124,11 @@ pub fn map_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let entries = s
         .entries
         .iter()
-        .map(|(n, v, pos)| {
+        .map(|(n, v, _)| {
             (
                 *n,
                 Value::app(Value::app(f.clone(), ev.sym_str(*n)), v.clone()),
-                *pos,
+                Pos::NONE,
             )
         })
         .collect();
@@ -187,6 +188,7 @@ pub fn unsafe_get_attr_pos(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> 
 }
 
 pub fn group_by(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let mut acc: HashMap<Sym, Vec<Value>> = HashMap::new();
     for x in l.iter() {

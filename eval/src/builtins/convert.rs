@@ -241,10 +241,7 @@ fn toml_value(ev: &Eval, t: toml::Value, p: Pos) -> Result<Value> {
         toml::Value::Boolean(b) => Value::Bool(b),
         toml::Value::Datetime(d) => {
             if !ev.opts.timestamps {
-                return err(
-                    "while parsing TOML: Dates and times are not supported (enable the experimental feature 'parse-toml-timestamps')",
-                    p,
-                );
+                return err("while parsing TOML: Dates and times are not supported", p);
             }
             Value::attrs(Attrs::from_unsorted(vec![
                 (sym("_type"), Value::str(&b"timestamp"[..]), Pos::NONE),
@@ -265,7 +262,10 @@ fn toml_value(ev: &Eval, t: toml::Value, p: Pos) -> Result<Value> {
         toml::Value::Table(t) => {
             let mut v = Vec::new();
             for (k, x) in t {
-                no_nul(&k, p)?;
+                no_nul(&k, p).map_err(|mut e| {
+                    e.msg = format!("while parsing TOML: error: {}", e.msg);
+                    e
+                })?;
                 v.push((intern(k.as_bytes()), toml_value(ev, x, p)?, Pos::NONE));
             }
             Value::attrs(Attrs::from_unsorted(v))

@@ -44,8 +44,7 @@ fn algo_of(ev: &mut Eval, v: &Value, p: Pos) -> Result<String> {
 
 pub fn hash_string(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let algo = algo_of(ev, &a[0], p)?;
-    let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&a[1], &mut ctx, false, false, p)?;
+    let s = ev.force_str(&a[1], p)?.bytes.to_vec();
     Ok(Value::str(
         hex(&digest(&algo, &s).unwrap_or_default()).into_bytes(),
     ))

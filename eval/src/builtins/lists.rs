@@ -39,7 +39,11 @@ pub fn concat_lists(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[0], p)?;
     let mut out = Vec::new();
     for x in l.iter() {
-        out.extend(ev.force_list(x, p)?.iter().cloned());
+        let inner = ev.force_list(x, p).trace(
+            || "while evaluating a value of the list passed to builtins.concatLists".to_string(),
+            Pos::NONE,
+        )?;
+        out.extend(inner.iter().cloned());
     }
     Ok(Value::list(out))
 }
@@ -120,6 +124,9 @@ pub fn foldl(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 pub fn gen_list(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let n = ev.force_int(&a[1], p)?;
+    if n > 0 {
+        ev.force_fn(&a[0], p)?;
+    }
     if n < 0 {
         return err(format!("cannot create list of size {n}"), p);
     }
@@ -154,6 +161,10 @@ pub fn length(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 pub fn map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
+    if l.is_empty() {
+        return Ok(Value::List(l));
+    }
+    ev.force_fn(&a[0], p)?;
     let f = a[0].clone();
     Ok(Value::list(
         l.iter().map(|x| Value::app(f.clone(), x.clone())).collect(),
@@ -161,6 +172,7 @@ pub fn map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn partition(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let (mut r, mut w) = (Vec::new(), Vec::new());
     for x in l.iter() {
@@ -255,32 +267,53 @@ fn merge_sort(ev: &mut Eval, f: &Value, v: &mut [Value], buf: &mut [Value], p: P
 }
 
 pub fn generic_closure(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    let in_args = || "in the attrset passed as argument to builtins.genericClosure".to_string();
     let args = ev.force_attrs(&a[0], p)?;
     let Some(start) = args.get(sym("startSet")).cloned() else {
-        return err("attribute 'startSet' missing", p);
+        return err("attribute 'startSet' missing", p).trace(in_args, Pos::NONE);
     };
     let Some(op) = args.get(sym("operator")).cloned() else {
-        return err("attribute 'operator' missing", p);
+        return err("attribute 'operator' missing", p).trace(in_args, Pos::NONE);
     };
-    let mut work: std::collections::VecDeque<Value> =
-        ev.force_list(&start, p)?.iter().cloned().collect();
+    let start = ev.force_list(&start, p).trace(
+        || "while evaluating the 'startSet' attribute passed as argument to builtins.genericClosure".to_string(),
+        Pos::NONE,
+    )?;
+    let op = ev.force_fn(&op, p).trace(
+        || "while evaluating the 'operator' attribute passed as argument to builtins.genericClosure".to_string(),
+        Pos::NONE,
+    )?;
+    let mut work: std::collections::VecDeque<Value> = start.iter().cloned().collect();
     let mut done: Vec<Value> = Vec::new();
     let key = sym("key");
-    let mut seen: Vec<Value> = Vec::new();
+    // Keys seen so far, sorted with Nix's ordering, with their elements.
+    let mut seen: Vec<(Value, Value)> = Vec::new();
     while let Some(x) = work.pop_front() {
-        let s = ev.force_attrs(&x, p)?;
+        let xv = ev.force(&x)?;
+        let elem = || format!("in genericClosure element {}", crate::error::short(&xv));
+        let s = ev.force_attrs(&xv, p).trace(elem, Pos::NONE)?;
         let Some(k) = s.get(key).cloned() else {
-            return err("attribute 'key' missing", p);
+            return err("attribute 'key' missing", p).trace(elem, Pos::NONE);
         };
-        let k = ev.force(&k)?;
-        // Binary search with Nix's ordering (errors for incomparable keys).
+        let k = ev.force(&k).trace(elem, Pos::NONE)?;
         let (mut lo, mut hi) = (0, seen.len());
         let mut found = false;
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match ev.compare(&seen[mid], &k, p)? {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
+            let ord = ev.compare(&k, &seen[mid].0, p).map_err(|mut e| {
+                e.trace.push((
+                    format!("with element {}", crate::error::short(&seen[mid].1)),
+                    Pos::NONE,
+                ));
+                e.trace.push((
+                    format!("while comparing element {}", crate::error::short(&xv)),
+                    Pos::NONE,
+                ));
+                e
+            })?;
+            match ord {
+                std::cmp::Ordering::Greater => lo = mid + 1,
+                std::cmp::Ordering::Less => hi = mid,
                 std::cmp::Ordering::Equal => {
                     found = true;
                     break;
@@ -290,10 +323,25 @@ pub fn generic_closure(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         if found {
             continue;
         }
-        seen.insert(lo, k);
-        done.push(x.clone());
-        let next = ev.call_n(&op, &[x], p)?;
-        work.extend(ev.force_list(&next, p)?.iter().cloned());
+        seen.insert(lo, (k, xv.clone()));
+        done.push(xv.clone());
+        let calling = || {
+            format!(
+                "while calling operator on genericClosure element {}",
+                crate::error::short(&xv)
+            )
+        };
+        let next = ev
+            .call_n(&op, std::slice::from_ref(&xv), p)
+            .trace(calling, Pos::NONE)?;
+        let next = ev
+            .force_list(&next, p)
+            .trace(
+                || "while evaluating the return value of the `operator` passed to builtins.genericClosure".to_string(),
+                Pos::NONE,
+            )
+            .trace(calling, Pos::NONE)?;
+        work.extend(next.iter().cloned());
     }
     Ok(Value::list(done))
 }

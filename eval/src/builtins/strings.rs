@@ -1,7 +1,7 @@
 //! String builtins: conversion, slicing, replacement, regexes and
 //! version strings.
 
-use crate::error::{Result, err};
+use crate::error::{AddTrace, Result, err};
 use crate::eval::Eval;
 use crate::pos::Pos;
 use crate::posix_regex::Regex;
@@ -23,7 +23,12 @@ pub fn to_string(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 pub fn base_name_of(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&a[0], &mut ctx, false, false, p)?;
+    let s = ev
+        .coerce_to_string(&a[0], &mut ctx, false, false, p)
+        .trace(
+            || "while evaluating the first argument passed to builtins.baseNameOf".to_string(),
+            Pos::NONE,
+        )?;
     let mut t: &[u8] = &s;
     if t.ends_with(b"/") {
         t = &t[..t.len() - 1];
@@ -74,14 +79,41 @@ pub fn substring(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn concat_strings_sep(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let (sep, mut ctx) = str_ctx(ev, &a[0], p)?;
-    let l = ev.force_list(&a[1], p)?;
+    let frame = |what: &'static str| {
+        move || format!("while evaluating the {what} passed to builtins.concatStringsSep")
+    };
+    let sep_v = ev.force(&a[0])?;
+    let Value::Str(sep_s) = &sep_v else {
+        let e = crate::error::Error::new(
+            crate::error::ErrorKind::Eval,
+            crate::error::type_msg("a string", &sep_v),
+            Pos::NONE,
+        );
+        return Err(e).trace(frame("first argument (the separator string)"), Pos::NONE);
+    };
+    let sep = sep_s.bytes.to_vec();
+    let mut ctx = sep_s.ctx.as_deref().cloned().unwrap_or_default();
+    let l = ev.force(&a[1])?;
+    let Value::List(l) = l else {
+        let e = crate::error::Error::new(
+            crate::error::ErrorKind::Eval,
+            crate::error::type_msg("a list", &l),
+            Pos::NONE,
+        );
+        return Err(e).trace(
+            frame("second argument (the list of strings to concat)"),
+            Pos::NONE,
+        );
+    };
     let mut out = Vec::new();
     for (i, x) in l.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(&sep);
         }
-        let s = ev.coerce_to_string(x, &mut ctx, false, true, p)?;
+        let s = ev.coerce_to_string(x, &mut ctx, false, true, p).trace(
+            || "while evaluating one element of the list of strings to concat passed to builtins.concatStringsSep".to_string(),
+            Pos::NONE,
+        )?;
         out.extend_from_slice(&s);
     }
     ev.charge(out.len() as u64 / 64, p)?;
@@ -99,10 +131,19 @@ pub fn replace_strings(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     let mut pats = Vec::new();
     for f in from.iter() {
-        pats.push(ev.force_str(f, p)?.bytes.to_vec());
+        let f = ev.force_str(f, p).trace(
+            || {
+                "while evaluating one of the strings to replace passed to builtins.replaceStrings"
+                    .to_string()
+            },
+            Pos::NONE,
+        )?;
+        pats.push(f.bytes.to_vec());
     }
     let mut tos: Vec<Option<Vec<u8>>> = vec![None; to.len()];
-    let (s, mut ctx) = str_ctx(ev, &a[2], p)?;
+    let sv = ev.force_str(&a[2], p)?;
+    let s = sv.bytes.to_vec();
+    let mut ctx = sv.ctx.as_deref().cloned().unwrap_or_default();
     let mut out = Vec::new();
     let mut i = 0;
     loop {
@@ -110,7 +151,14 @@ pub fn replace_strings(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         for (k, pat) in pats.iter().enumerate() {
             if s[i..].starts_with(pat) {
                 if tos[k].is_none() {
-                    let t = ev.coerce_to_string(&to[k], &mut ctx, false, false, p)?;
+                    let t = ev.force_str(&to[k], p).trace(
+                        || "while evaluating one of the replacement strings passed to builtins.replaceStrings".to_string(),
+                        Pos::NONE,
+                    )?;
+                    if let Some(c) = &t.ctx {
+                        ctx.extend(c.iter().cloned());
+                    }
+                    let t = t.bytes.to_vec();
                     tos[k] = Some(t);
                 }
                 out.extend_from_slice(tos[k].as_deref().unwrap_or_default());
@@ -240,13 +288,13 @@ pub fn compare_versions_bytes(v1: &[u8], v2: &[u8]) -> i64 {
 }
 
 pub fn compare_versions(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let (x, _) = str_ctx(ev, &a[0], p)?;
-    let (y, _) = str_ctx(ev, &a[1], p)?;
-    Ok(Value::Int(compare_versions_bytes(&x, &y)))
+    let x = ev.force_str(&a[0], p)?;
+    let y = ev.force_str(&a[1], p)?;
+    Ok(Value::Int(compare_versions_bytes(&x.bytes, &y.bytes)))
 }
 
 pub fn split_version(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let (s, _) = str_ctx(ev, &a[0], p)?;
+    let s = ev.force_str(&a[0], p)?.bytes.to_vec();
     let mut out = Vec::new();
     let mut i = 0;
     while i < s.len() {
@@ -260,7 +308,7 @@ pub fn split_version(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn parse_drv_name(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    let (s, _) = str_ctx(ev, &a[0], p)?;
+    let s = ev.force_str(&a[0], p)?.bytes.to_vec();
     let mut name = s.clone();
     let mut version = Vec::new();
     for i in 0..s.len() {
