@@ -19,7 +19,6 @@ pub mod parse_print;
 pub mod pos;
 pub mod posix_regex;
 pub mod print;
-pub mod regex;
 pub mod source;
 pub mod store;
 pub mod symbol;
