@@ -99,6 +99,17 @@ pub async fn add_one(store: &Store, path: &Path, flat: bool) -> anyhow::Result<P
             ContentAddress::Fixed(FileIngestionMethod::Recursive, hash),
         )
     };
+    register(store, store_path, ingested, ca).await
+}
+
+/// Registers ingested content as a content-addressed store path without
+/// references.
+pub async fn register(
+    store: &Store,
+    store_path: cairn_pathinfo::StorePath,
+    ingested: IngestedNar,
+    ca: ContentAddress,
+) -> anyhow::Result<PathInfo> {
     let info = PathInfo {
         store_path,
         node: ingested.node,

@@ -63,21 +63,11 @@ pub async fn run(location: &StoreLocation, command: NarCommand) -> anyhow::Resul
                 store
                     .store_dir
                     .make_source_path(&name, &ingested.nar_sha256, &[], false)?;
-            let info = PathInfo {
-                store_path,
-                node: ingested.node,
-                references: Vec::new(),
-                nar_size: ingested.nar_size,
-                nar_sha256: ingested.nar_sha256,
-                signatures: Vec::new(),
-                deriver: None,
-                ca: Some(ContentAddress::Fixed(
-                    FileIngestionMethod::Recursive,
-                    NixHash::Sha256(ingested.nar_sha256),
-                )),
-                registration_time: super::add::now(),
-            };
-            store.paths.put(info.clone()).await?;
+            let ca = ContentAddress::Fixed(
+                FileIngestionMethod::Recursive,
+                NixHash::Sha256(ingested.nar_sha256),
+            );
+            let info = super::add::register(&store, store_path, ingested, ca).await?;
             println!("{}", store.store_dir.display_path(&info.store_path));
         }
     }
