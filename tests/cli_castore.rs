@@ -1,6 +1,9 @@
 //! End-to-end tests of `cairn import/export/cat/ls/store verify` as a user
 //! runs them: the real binary on a real local store.
 
+mod common;
+use common::write_random;
+
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -25,19 +28,6 @@ fn run_ok(cmd: &mut Command) -> Output {
 
 fn stdout_line(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn write_random(path: &Path, len: usize, seed: u64) {
-    let mut x = seed | 1;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
-    std::fs::write(path, data).unwrap();
 }
 
 fn diff(a: &Path, b: &Path) {

@@ -5,6 +5,9 @@
 //! byte, hash and path-info field must agree. Expected values all come
 //! from Nix at test time. Tests are skipped when `nix-store` is not on PATH.
 
+mod common;
+use common::write_random;
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -113,19 +116,6 @@ fn stdout_text(out: &Output) -> String {
         .expect("UTF-8 output")
         .trim()
         .to_string()
-}
-
-fn write_random(path: &Path, len: usize, seed: u64) {
-    let mut x = seed | 1;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect();
-    std::fs::write(path, data).unwrap();
 }
 
 fn make_executable(path: &Path) {

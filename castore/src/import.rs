@@ -423,22 +423,25 @@ pub async fn import_scanned(
     });
 
     // Phase 2: blobs.
-    let files: Vec<usize> = (0..tree.nodes.len())
-        .filter(|i| matches!(tree.nodes[*i], Scanned::File { .. }))
+    let files: Vec<(usize, PathBuf, u64)> = tree
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, node)| match node {
+            Scanned::File { path, size, .. } => Some((i, path.clone(), *size)),
+            _ => None,
+        })
         .collect();
-    let (tree2, sink2, progress) = (tree.clone(), sink.clone(), options.progress.clone());
+    let (sink2, progress) = (sink.clone(), options.progress.clone());
     let results = tokio::task::spawn_blocking(move || {
         files
             .par_iter()
-            .map(|&i| {
-                let Scanned::File { path, size, .. } = &tree2.nodes[i] else {
-                    unreachable!("filtered to files")
-                };
+            .map(|(i, path, size)| {
                 let r = ingest_file(&sink2, path, *size, &progress);
                 if r.is_err() {
                     sink2.failed.store(true, Ordering::Relaxed);
                 }
-                r.map(|v| (i, v))
+                r.map(|v| (*i, v))
             })
             .collect::<Vec<_>>()
     })
