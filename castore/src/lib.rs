@@ -14,6 +14,7 @@
 
 pub mod backends;
 pub mod blobio;
+pub mod buffer_pool;
 pub mod chunking;
 pub mod digest;
 pub mod directory;

@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let mut results = Vec::new();
-    for compress in [true, false] {
+    for compress in [false, true] {
         let mut best = f64::MAX;
         let mut best_cpu = f64::MAX;
         for run in 0..2 {
@@ -131,9 +131,9 @@ fn main() -> anyhow::Result<()> {
                 format!(
                     "cairn import, fresh local store{}",
                     if *compress {
-                        " (zstd, default)"
+                        " (zstd)"
                     } else {
-                        " (no compression)"
+                        " (raw chunks, default)"
                     }
                 ),
                 format!("{wall:.2}"),
