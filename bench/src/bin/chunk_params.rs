@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
     for (i, data) in second.iter_mut().enumerate() {
         if data.len() > 1 << 20 {
             let at = data.len() / 3;
-            data.splice(at..at, pseudo_random(100, i as u64).into_iter());
+            data.splice(at..at, pseudo_random(100, i as u64));
             data.extend_from_slice(&pseudo_random(4096, i as u64 + 7));
         } else if i % 100 == 0 && !data.is_empty() {
             let at = data.len() / 2;

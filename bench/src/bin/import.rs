@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
             let (t, c) = (Instant::now(), cpu_seconds());
             rt.block_on(import_paths(
                 &store,
-                &[tree.clone()],
+                std::slice::from_ref(&tree),
                 ImportOptions::default(),
             ))?;
             best = best.min(t.elapsed().as_secs_f64());

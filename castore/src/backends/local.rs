@@ -127,17 +127,12 @@ struct OpenPack {
 }
 
 /// Options of a [`LocalStore`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct LocalStoreOptions {
     /// zstd-compress chunks where that saves at least 1/16 (default off).
     pub compress: bool,
 }
 
-impl Default for LocalStoreOptions {
-    fn default() -> Self {
-        LocalStoreOptions { compress: false }
-    }
-}
 
 /// The embedded local store. Implements every castore service.
 pub struct LocalStore {
