@@ -155,6 +155,11 @@ pub async fn render_nar<W: AsyncWrite + Unpin + Send>(
     plan(node, None, &dirs, &mut ops, &mut files)?;
     drop(dirs);
 
+    // Look the files' blobs up together (most files are single chunks).
+    let blob_digests: Vec<Digest> = files.iter().map(|(digest, _)| *digest).collect();
+    store.blobs.chunks().prepare(&blob_digests).await;
+    drop(blob_digests);
+
     let maps: Vec<ChunkMap> = futures::stream::iter(files.iter().map(|(digest, size)| {
         let blobs = store.blobs.clone();
         let (digest, size) = (*digest, *size);
@@ -182,6 +187,13 @@ pub async fn render_nar<W: AsyncWrite + Unpin + Send>(
         .zip(&maps)
         .flat_map(|((blob, _), map)| map.chunks().iter().map(move |c| (*blob, *c)))
         .collect();
+    let multi_chunk: Vec<Digest> = maps
+        .iter()
+        .filter(|map| map.len() > 1)
+        .flat_map(|map| map.chunks().iter().map(|c| c.digest))
+        .collect();
+    store.blobs.chunks().prepare(&multi_chunk).await;
+    drop(multi_chunk);
     let blobs = store.blobs.clone();
     let mut chunks = futures::stream::iter(chunk_list.into_iter().map(|(blob, chunk)| {
         let blobs = blobs.clone();

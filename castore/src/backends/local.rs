@@ -47,6 +47,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use super::pack_map::PackMap;
 use crate::Digest;
 use crate::directory::Directory;
 use crate::services::BackendError;
@@ -133,7 +134,6 @@ pub struct LocalStoreOptions {
     pub compress: bool,
 }
 
-
 /// The embedded local store. Implements every castore service.
 pub struct LocalStore {
     options: LocalStoreOptions,
@@ -141,6 +141,8 @@ pub struct LocalStore {
     index_path: PathBuf,
     readers: Mutex<Vec<Connection>>,
     pack_files: RwLock<HashMap<i64, Arc<File>>>,
+    /// Read-only maps of packs, remade when a chunk lies beyond one.
+    pack_maps: RwLock<HashMap<i64, Arc<PackMap>>>,
     current_pack: Mutex<Option<OpenPack>>,
     written_packs: Mutex<Vec<i64>>,
     /// Index entries seen by this process. Entries never change once
@@ -194,6 +196,7 @@ impl LocalStore {
             index_path,
             readers: Mutex::new(vec![conn]),
             pack_files: RwLock::new(HashMap::new()),
+            pack_maps: RwLock::new(HashMap::new()),
             current_pack: Mutex::new(None),
             written_packs: Mutex::new(Vec::new()),
             entries: moka::sync::Cache::new(1 << 20),
@@ -296,6 +299,49 @@ impl LocalStore {
         Ok(entry)
     }
 
+    /// Loads the index entries of `digests` not yet known to this process,
+    /// in one read transaction.
+    fn load_chunk_entries(&self, digests: &[Digest]) -> Result<(), LocalStoreError> {
+        let missing: Vec<&Digest> = digests
+            .iter()
+            .filter(|d| !self.entries.contains_key(*d))
+            .collect();
+        if missing.len() < 2 {
+            return Ok(());
+        }
+        let found = self.with_reader(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let mut found = Vec::with_capacity(missing.len());
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT pack, offset, stored_len, size, compressed FROM chunks WHERE digest = ?1",
+                )?;
+                for digest in &missing {
+                    let entry = stmt
+                        .query_row([digest.as_bytes().as_slice()], |row| {
+                            Ok(ChunkEntry {
+                                pack: row.get(0)?,
+                                offset: row.get::<_, i64>(1)? as u64,
+                                stored_len: row.get(2)?,
+                                size: row.get(3)?,
+                                compressed: row.get(4)?,
+                            })
+                        })
+                        .optional()?;
+                    if let Some(entry) = entry {
+                        found.push((**digest, entry));
+                    }
+                }
+            }
+            tx.finish()?;
+            Ok(found)
+        })?;
+        for (digest, entry) in found {
+            self.entries.insert(digest, entry);
+        }
+        Ok(())
+    }
+
     fn chunk_entry_from_index(
         &self,
         digest: &Digest,
@@ -317,28 +363,56 @@ impl LocalStore {
         })
     }
 
+    /// A map of pack `id` covering `end` bytes, mapping it (again) if needed.
+    fn pack_map(&self, id: i64, end: u64) -> Result<Option<Arc<PackMap>>, LocalStoreError> {
+        if let Some(map) = read_lock(&self.pack_maps).get(&id)
+            && map.len() as u64 >= end
+        {
+            return Ok(Some(map.clone()));
+        }
+        let file = self.pack_file(id)?;
+        let map =
+            PackMap::of(&file).map_err(|source| LocalStoreError::Pack { pack: id, source })?;
+        if let Some(map) = &map {
+            write_lock(&self.pack_maps).insert(id, map.clone());
+        }
+        Ok(map.filter(|m| m.len() as u64 >= end))
+    }
+
     fn read_chunk(&self, digest: &Digest, entry: &ChunkEntry) -> Result<Bytes, ChunkError> {
+        let pack_err = |source| {
+            ChunkError::Backend(
+                LocalStoreError::Pack {
+                    pack: entry.pack,
+                    source,
+                }
+                .backend(),
+            )
+        };
+        if !entry.compressed {
+            let end = entry.offset + u64::from(entry.stored_len);
+            let map = self
+                .pack_map(entry.pack, end)
+                .map_err(|e| ChunkError::Backend(e.backend()))?;
+            let data = map
+                .and_then(|m| m.bytes(entry.offset, entry.stored_len as usize))
+                .ok_or_else(|| {
+                    pack_err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("chunk {digest} lies beyond the end of its pack"),
+                    ))
+                })?;
+            verify_chunk(digest, &data)?;
+            return Ok(data);
+        }
         let file = self
             .pack_file(entry.pack)
             .map_err(|e| ChunkError::Backend(e.backend()))?;
         let mut stored = vec![0u8; entry.stored_len as usize];
         file.read_exact_at(&mut stored, entry.offset)
-            .map_err(|source| {
-                ChunkError::Backend(
-                    LocalStoreError::Pack {
-                        pack: entry.pack,
-                        source,
-                    }
-                    .backend(),
-                )
-            })?;
-        let data = if entry.compressed {
-            decompress(&stored, entry.size as usize).map_err(|e| {
-                ChunkError::Backend(LocalStoreError::Decompress(*digest, e).backend())
-            })?
-        } else {
-            stored
-        };
+            .map_err(pack_err)?;
+        let data = decompress(&stored, entry.size as usize)
+            .map_err(|e| ChunkError::Backend(LocalStoreError::Decompress(*digest, e).backend()))?;
         verify_chunk(digest, &data)?;
         Ok(Bytes::from(data))
     }
@@ -677,6 +751,16 @@ impl ChunkService for LocalStore {
             .chunk_entry(digest)
             .map_err(|e| ChunkError::Backend(e.backend()))?
             .map(|e| u64::from(e.size)))
+    }
+
+    async fn prepare(&self, digests: &[Digest]) {
+        // Batches of a few thousand keep one read transaction short.
+        for batch in digests.chunks(4096) {
+            if let Err(e) = self.load_chunk_entries(batch) {
+                tracing::debug!(error = %e, "looking up chunk entries ahead");
+                return;
+            }
+        }
     }
 
     async fn flush(&self) -> Result<(), ChunkError> {

@@ -2,6 +2,7 @@
 
 pub mod local;
 pub mod memory;
+pub mod pack_map;
 
 pub use local::{LocalStore, LocalStoreError, LocalStoreOptions};
 pub use memory::MemoryStore;

@@ -47,6 +47,13 @@ pub trait ChunkService: Send + Sync + 'static {
         Ok(self.size(digest).await?.is_some())
     }
 
+    /// A hint that these chunks are about to be read or sized: a backend may
+    /// look them up (or start fetching them) together rather than one by
+    /// one. Errors are not reported here; the later reads report them.
+    async fn prepare(&self, digests: &[Digest]) {
+        let _ = digests;
+    }
+
     /// Makes everything written so far durable (a no-op where writes are
     /// durable when they return).
     async fn flush(&self) -> Result<(), ChunkError> {
