@@ -62,6 +62,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // CAIRN_LOG_SPANS=1: one line per finished span, with its busy and idle time.
+        .with_span_events(if std::env::var_os("CAIRN_LOG_SPANS").is_some() {
+            tracing_subscriber::fmt::format::FmtSpan::CLOSE
+        } else {
+            tracing_subscriber::fmt::format::FmtSpan::NONE
+        })
         .init();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(call) = fuse_helper::detect(&args) {

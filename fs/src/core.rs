@@ -30,6 +30,10 @@ pub const DIGEST_XATTR: &str = "user.cairn.digest";
 /// Nix store).
 pub const MTIME_SECS: u64 = 1;
 
+/// How long a listing of the root serves handle-less readdirs from offset 0
+/// before the root source is listed again.
+pub const ROOT_SNAPSHOT_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Block size reported by stat and statfs.
 pub const BLOCK_SIZE: u32 = 4096;
 
@@ -113,6 +117,8 @@ pub struct CairnFs {
     reads: AtomicU64,
     read_bytes: AtomicU64,
     dir_prefetch_slots: Arc<tokio::sync::Semaphore>,
+    /// The root listing served to handle-less readdirs, and when it was taken.
+    root_snapshot: Mutex<Option<(std::time::Instant, Arc<Vec<(Name, Node)>>)>>,
 }
 
 /// Counters of the requests served.
@@ -223,6 +229,7 @@ impl CairnFs {
             reads: AtomicU64::new(0),
             read_bytes: AtomicU64::new(0),
             dir_prefetch_slots: Arc::new(tokio::sync::Semaphore::new(16)),
+            root_snapshot: Mutex::new(None),
         }))
     }
 
@@ -372,26 +379,12 @@ impl CairnFs {
         let span = tracing::debug_span!("opendir", ino);
         async {
             let handle = match self.data(ino)? {
-                InodeData::Root => {
-                    let mut entries = if self.options.list_root {
-                        with_timeout(
-                            "listing the root",
-                            self.options.timeout,
-                            self.roots.list(),
-                        )
-                        .await?
-                    } else {
-                        Vec::new()
-                    };
-                    entries.sort_by(|a, b| a.0.cmp(&b.0));
-                    entries.dedup_by(|a, b| a.0 == b.0);
-                    DirHandle {
-                        ino,
-                        parent: ROOT_INO,
-                        store_path: None,
-                        listing: Listing::Root(Arc::new(entries)),
-                    }
-                }
+                InodeData::Root => DirHandle {
+                    ino,
+                    parent: ROOT_INO,
+                    store_path: None,
+                    listing: Listing::Root(Arc::new(self.list_root().await?)),
+                },
                 InodeData::Node {
                     node: Node::Directory { digest, .. },
                     store_path,
@@ -433,9 +426,99 @@ impl CairnFs {
         fh: u64,
         offset: u64,
         plus: bool,
-        mut add: impl FnMut(&DirEntry<'_>) -> bool,
+        add: impl FnMut(&DirEntry<'_>) -> bool,
     ) -> Result<(), FsError> {
         let handle = self.dir_handle(fh)?;
+        self.list_from(&handle, offset, plus, add);
+        Ok(())
+    }
+
+    /// Lists directory `ino` from `offset` without an open handle (for a
+    /// transport that does not open directories): the listing comes from
+    /// the directory cache, or for the root from a snapshot of the root
+    /// source that a listing from offset 0 renews once it is
+    /// [`ROOT_SNAPSHOT_TTL`] old, so that later offsets page through the
+    /// same snapshot. Otherwise as [`CairnFs::readdir`].
+    pub async fn readdir_inode(
+        &self,
+        ino: u64,
+        offset: u64,
+        plus: bool,
+        add: impl FnMut(&DirEntry<'_>) -> bool,
+    ) -> Result<(), FsError> {
+        let span = tracing::debug_span!("readdir", ino, offset, plus);
+        async {
+            let handle = match self.data(ino)? {
+                InodeData::Root => DirHandle {
+                    ino,
+                    parent: ROOT_INO,
+                    store_path: None,
+                    listing: Listing::Root(self.root_snapshot(offset == 0).await?),
+                },
+                InodeData::Node {
+                    node: Node::Directory { digest, .. },
+                    store_path,
+                    parent,
+                } => {
+                    let fresh = !self.dir_cache.contains_key(&digest);
+                    let dir = self.directory(digest).await.inspect_err(|e| {
+                        tracing::error!(store_path = %store_path, directory = %digest, error = %e, "directory unavailable");
+                    })?;
+                    if fresh {
+                        self.prefetch_children(&dir);
+                    }
+                    DirHandle {
+                        ino,
+                        parent,
+                        store_path: Some(store_path),
+                        listing: Listing::Dir(dir),
+                    }
+                }
+                InodeData::Node { .. } => return Err(FsError::NotDirectory),
+            };
+            self.list_from(&handle, offset, plus, add);
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The root's entries, sorted; relisted when `renew` and the snapshot
+    /// is older than [`ROOT_SNAPSHOT_TTL`].
+    async fn root_snapshot(&self, renew: bool) -> Result<Arc<Vec<(Name, Node)>>, FsError> {
+        {
+            let snapshot = self.root_snapshot.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((taken, entries)) = snapshot.as_ref()
+                && (!renew || taken.elapsed() < ROOT_SNAPSHOT_TTL)
+            {
+                return Ok(entries.clone());
+            }
+        }
+        let entries = Arc::new(self.list_root().await?);
+        *self.root_snapshot.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), entries.clone()));
+        Ok(entries)
+    }
+
+    /// The root source's entries (none when listing is switched off), sorted.
+    async fn list_root(&self) -> Result<Vec<(Name, Node)>, FsError> {
+        let mut entries = if self.options.list_root {
+            with_timeout("listing the root", self.options.timeout, self.roots.list()).await?
+        } else {
+            Vec::new()
+        };
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        Ok(entries)
+    }
+
+    fn list_from(
+        &self,
+        handle: &DirHandle,
+        offset: u64,
+        plus: bool,
+        mut add: impl FnMut(&DirEntry<'_>) -> bool,
+    ) {
         let mut pos = offset;
         while pos < 2 {
             let (ino, name): (u64, &[u8]) = if pos == 0 {
@@ -456,7 +539,7 @@ impl CairnFs {
                 attr,
             };
             if add(&entry) {
-                return Ok(());
+                return;
             }
             pos += 1;
         }
@@ -486,10 +569,9 @@ impl CairnFs {
                 if plus {
                     self.inodes.forget(ino, 1);
                 }
-                return Ok(());
+                return;
             }
         }
-        Ok(())
     }
 
     pub fn releasedir(&self, fh: u64) {

@@ -107,6 +107,20 @@ fn file_attr(attr: &Attr) -> FileAttr {
     }
 }
 
+/// How long the kernel keeps the root's attributes. Each refresh gives the
+/// root a new mtime, which drops the kernel's cached root listing: store
+/// paths added while mounted show up within about this long.
+const ROOT_ATTR_TTL: Duration = Duration::from_secs(1);
+
+/// The root's attributes, with the current time as its mtime (its entries
+/// may change at any time).
+fn root_file_attr(attr: &Attr) -> FileAttr {
+    let mut out = file_attr(attr);
+    out.mtime = SystemTime::now();
+    out.ctime = out.mtime;
+    out
+}
+
 fn file_type(kind: NodeKind) -> FileType {
     match kind {
         NodeKind::Directory => FileType::Directory,
@@ -143,7 +157,14 @@ impl Filesystem for FuseFs {
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
             | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_MAX_PAGES;
+            | InitFlags::FUSE_MAX_PAGES
+            // Directories are served without OPENDIR/RELEASEDIR (opendir
+            // answers ENOSYS): the kernel then caches every listing and
+            // keeps it, and a tree walk costs no request per directory once
+            // listed. The root's listing is checked against its mtime
+            // (below) whenever its attributes expire.
+            | InitFlags::FUSE_NO_OPENDIR_SUPPORT
+            | InitFlags::FUSE_AUTO_INVAL_DATA;
         let offered = config.capabilities();
         if let Err(missing) = config.add_capabilities(wanted & offered) {
             tracing::warn!(?missing, "kernel refused FUSE capabilities");
@@ -186,6 +207,7 @@ impl Filesystem for FuseFs {
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.fs.getattr(ino.0) {
+            Ok(attr) if ino.0 == ROOT_INO => reply.attr(&ROOT_ATTR_TTL, &root_file_attr(&attr)),
             Ok(attr) => reply.attr(&self.ttl, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
         }
@@ -260,49 +282,45 @@ impl Filesystem for FuseFs {
         reply.ok();
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let fs = self.fs.clone();
-        // Listings of store paths never change; the root's may.
-        let flags = if ino.0 == ROOT_INO {
-            FopenFlags::empty()
-        } else {
-            FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR
-        };
-        self.run(async move {
-            match fs.opendir(ino.0).await {
-                Ok(fh) => reply.opened(FileHandle(fh), flags),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // No handle is needed (readdir lists by inode); ENOSYS tells the
+        // kernel to stop sending OPENDIR and RELEASEDIR and to cache
+        // listings (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR by default).
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let result = self.fs.readdir(fh.0, offset, false, |entry| {
-            reply.add(
-                INodeNo(entry.ino),
-                entry.next_offset,
-                file_type(entry.kind),
-                OsStr::from_bytes(entry.name),
-            )
+        let fs = self.fs.clone();
+        self.run(async move {
+            let result = fs
+                .readdir_inode(ino.0, offset, false, |entry| {
+                    reply.add(
+                        INodeNo(entry.ino),
+                        entry.next_offset,
+                        file_type(entry.kind),
+                        OsStr::from_bytes(entry.name),
+                    )
+                })
+                .await;
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
     }
 
     fn readdirplus(
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
@@ -311,30 +329,35 @@ impl Filesystem for FuseFs {
         } else {
             self.ttl
         };
-        let result = self.fs.readdir(fh.0, offset, true, |entry| {
-            let attr = entry.attr.map(|a| file_attr(&a)).unwrap_or_else(|| {
-                file_attr(&Attr {
-                    ino: entry.ino,
-                    kind: entry.kind,
-                    size: 0,
-                    perm: 0o555,
-                    nlink: 2,
-                    blocks: 0,
+        let fs = self.fs.clone();
+        self.run(async move {
+            let result = fs
+                .readdir_inode(ino.0, offset, true, |entry| {
+                    let attr = entry.attr.map(|a| file_attr(&a)).unwrap_or_else(|| {
+                        file_attr(&Attr {
+                            ino: entry.ino,
+                            kind: entry.kind,
+                            size: 0,
+                            perm: 0o555,
+                            nlink: 2,
+                            blocks: 0,
+                        })
+                    });
+                    reply.add(
+                        INodeNo(entry.ino),
+                        entry.next_offset,
+                        OsStr::from_bytes(entry.name),
+                        &entry_ttl,
+                        &attr,
+                        Generation(0),
+                    )
                 })
-            });
-            reply.add(
-                INodeNo(entry.ino),
-                entry.next_offset,
-                OsStr::from_bytes(entry.name),
-                &entry_ttl,
-                &attr,
-                Generation(0),
-            )
+                .await;
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno(&e)),
+            }
         });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
-        }
     }
 
     fn releasedir(

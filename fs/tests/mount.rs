@@ -295,6 +295,53 @@ fn listing_the_root_can_be_switched_off() {
 }
 
 #[test]
+fn root_listing_follows_the_root_source_while_mounted() {
+    if !can_mount() {
+        return;
+    }
+    let m = mount_with(FsOptions::default());
+    let names = |m: &Mounted| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(m.path())
+            .expect("root")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = names(&m);
+    assert!(before.contains(&HELLO.to_owned()));
+    // Listed again at once: served from the kernel's cache, still correct.
+    assert_eq!(names(&m), before);
+    let (_, hello_node) = m
+        .imported
+        .nodes
+        .iter()
+        .find(|(n, _)| n.as_bytes() == HELLO.as_bytes())
+        .expect("hello")
+        .clone();
+    let added = "00000000000000000000000000000000-added";
+    m.imported.roots.insert(
+        cairn_castore::Name::try_from(added).expect("name"),
+        hello_node,
+    );
+    // A new entry shows up once the root's attributes expire (1 s).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = names(&m);
+        if now.contains(&added.to_owned()) {
+            assert_eq!(now.len(), before.len() + 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "added root never listed: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    compare(&m.src().join(HELLO), &m.path().join(added));
+}
+
+#[test]
 fn unmounting_during_reads_does_not_hang() {
     if !can_mount() {
         return;
