@@ -90,6 +90,9 @@ impl Listing {
     }
 }
 
+/// A listing of the root and when it was taken.
+type RootSnapshot = (std::time::Instant, Arc<Vec<(Name, Node)>>);
+
 struct DirHandle {
     ino: u64,
     parent: u64,
@@ -118,7 +121,7 @@ pub struct CairnFs {
     read_bytes: AtomicU64,
     dir_prefetch_slots: Arc<tokio::sync::Semaphore>,
     /// The root listing served to handle-less readdirs, and when it was taken.
-    root_snapshot: Mutex<Option<(std::time::Instant, Arc<Vec<(Name, Node)>>)>>,
+    root_snapshot: Mutex<Option<RootSnapshot>>,
 }
 
 /// Counters of the requests served.
