@@ -2,6 +2,7 @@
 
 pub mod local;
 pub mod memory;
+pub mod objectstore;
 
 pub use local::{LocalStore, LocalStoreError, LocalStoreOptions};
 pub use memory::MemoryStore;
