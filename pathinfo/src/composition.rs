@@ -84,7 +84,10 @@ pub fn instantiate(
                             kind: "objectstore",
                             what: "path info without an object store",
                         })?;
-                Arc::new(ObjectStorePathInfoService::new(alias, object_store, prefix))
+                Arc::new(
+                    ObjectStorePathInfoService::new(alias, object_store, prefix)
+                        .with_read_only(store.read_only),
+                )
             }
             StoreKind::Cache { near, far } => {
                 Arc::new(CacheStore::new(alias, member(near)?, member(far)?))

@@ -208,8 +208,10 @@ pub fn open_url(
         }
         ObjectStoreScheme::Http => {
             let base = &parsed[..url::Position::BeforePath];
+            // An http:// URL asks for plain HTTP; no extra option needed.
+            let client = remote.client().with_allow_http(parsed.scheme() == "http");
             let mut builder = object_store::http::HttpBuilder::new()
-                .with_client_options(remote.client())
+                .with_client_options(client)
                 .with_retry(remote.retry())
                 .with_url(base);
             for (key, value) in options {
@@ -227,6 +229,19 @@ pub fn open_url(
     };
     Ok((store, prefix))
 }
+
+/// True for the URLs of stores cairn only reads: plain HTTP(S) servers.
+pub fn is_read_only_url(url: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| ObjectStoreScheme::parse(&u).ok())
+        .is_some_and(|(scheme, _)| scheme == ObjectStoreScheme::Http)
+}
+
+/// The error of a write to a read-only store.
+#[derive(Debug, thiserror::Error)]
+#[error("the store is read-only (served over plain HTTP)")]
+pub struct ReadOnlyStore;
 
 fn url_without_query(url: &url::Url) -> String {
     let mut url = url.clone();
@@ -269,6 +284,7 @@ pub struct ObjectStoreBackend {
     instance: String,
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
+    read_only: bool,
     /// Sizes of directories known to be stored (saves a GET per child
     /// when directories are put bottom-up).
     directory_sizes: moka::sync::Cache<Digest, u64>,
@@ -285,8 +301,15 @@ impl ObjectStoreBackend {
             instance: instance.into(),
             store,
             prefix,
+            read_only: false,
             directory_sizes: moka::sync::Cache::new(1 << 16),
         }
+    }
+
+    /// Refuses writes (for stores served by plain web servers).
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     /// Opens `url` (see [`open_url`]).
@@ -297,7 +320,7 @@ impl ObjectStoreBackend {
         remote: &RemoteOptions,
     ) -> Result<ObjectStoreBackend, ObjectStoreOpenError> {
         let (store, prefix) = open_url(url, options, remote)?;
-        Ok(ObjectStoreBackend::new(instance, store, prefix))
+        Ok(ObjectStoreBackend::new(instance, store, prefix).with_read_only(is_read_only_url(url)))
     }
 
     /// The object store and prefix (to keep PathInfo next to the content).
@@ -334,6 +357,9 @@ impl ObjectStoreBackend {
     }
 
     async fn put_object(&self, key: &ObjectPath, data: Bytes) -> Result<(), BackendError> {
+        if self.read_only {
+            return Err(BackendError::new(self.instance.clone(), ReadOnlyStore));
+        }
         self.store
             .put(key, PutPayload::from_bytes(data))
             .await

@@ -9,7 +9,7 @@ use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 
 use super::config::{Composition, CompositionError, StoreKind};
-use crate::backends::objectstore::{ObjectStoreBackend, open_url};
+use crate::backends::objectstore::{ObjectStoreBackend, is_read_only_url, open_url};
 use crate::backends::{LocalStore, MemoryStore};
 use crate::combinators::{CacheStore, NegativeCache, PriorityStore, RaceStore};
 use crate::{BlobService, CaStore, ChunkerConfig, DirectoryService};
@@ -29,6 +29,8 @@ pub struct BuiltStore {
     /// The object store and prefix of an `objectstore` store (PathInfo is
     /// kept next to the content).
     pub object_store: Option<(Arc<dyn ObjectStore>, ObjectPath)>,
+    /// Writes are refused (plain HTTP object stores).
+    pub read_only: bool,
     /// The directory of a `local` store.
     pub local_dir: Option<PathBuf>,
 }
@@ -108,6 +110,7 @@ pub fn build(
                     blobs: store.clone(),
                     directories: store,
                     object_store: None,
+                    read_only: false,
                     local_dir: Some(dir),
                 }
             }
@@ -117,6 +120,7 @@ pub fn build(
                     blobs: store.clone(),
                     directories: store,
                     object_store: None,
+                    read_only: false,
                     local_dir: None,
                 }
             }
@@ -128,15 +132,16 @@ pub fn build(
                     .collect();
                 let (object_store, prefix) =
                     open_url(url, &options, &remote).map_err(|e| open_err(alias, e))?;
-                let backend = Arc::new(ObjectStoreBackend::new(
-                    alias,
-                    object_store.clone(),
-                    prefix.clone(),
-                ));
+                let read_only = is_read_only_url(url);
+                let backend = Arc::new(
+                    ObjectStoreBackend::new(alias, object_store.clone(), prefix.clone())
+                        .with_read_only(read_only),
+                );
                 BuiltStore {
                     blobs: backend.clone(),
                     directories: backend,
                     object_store: Some((object_store, prefix)),
+                    read_only,
                     local_dir: None,
                 }
             }
@@ -150,6 +155,7 @@ pub fn build(
                         far.directories,
                     )),
                     object_store: None,
+                    read_only: false,
                     local_dir: None,
                 }
             }
@@ -168,6 +174,7 @@ pub fn build(
                         members.iter().map(|m| m.directories.clone()).collect(),
                     )),
                     object_store: None,
+                    read_only: false,
                     local_dir: None,
                 }
             }
@@ -186,6 +193,7 @@ pub fn build(
                         members.iter().map(|m| m.directories.clone()).collect(),
                     )),
                     object_store: None,
+                    read_only: false,
                     local_dir: None,
                 }
             }
@@ -196,6 +204,7 @@ pub fn build(
                     blobs: Arc::new(NegativeCache::new(alias, inner.blobs, ttl)),
                     directories: Arc::new(NegativeCache::new(alias, inner.directories, ttl)),
                     object_store: None,
+                    read_only: false,
                     local_dir: None,
                 }
             }

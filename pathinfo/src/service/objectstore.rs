@@ -24,6 +24,7 @@ pub struct ObjectStorePathInfoService {
     instance: String,
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
+    read_only: bool,
 }
 
 /// The key of the PathInfo of the store path whose hash part is `hash`.
@@ -46,7 +47,14 @@ impl ObjectStorePathInfoService {
             instance: instance.into(),
             store,
             prefix,
+            read_only: false,
         }
+    }
+
+    /// Refuses writes (for stores served by plain web servers).
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
     }
 
     fn backend(&self, e: object_store::Error) -> PathInfoError {
@@ -88,6 +96,12 @@ impl PathInfoService for ObjectStorePathInfoService {
 
     #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance, path = %info.store_path.to_base_name()))]
     async fn put(&self, info: PathInfo) -> Result<(), PathInfoError> {
+        if self.read_only {
+            return Err(PathInfoError::Backend(BackendError::new(
+                self.instance.clone(),
+                cairn_castore::backends::objectstore::ReadOnlyStore,
+            )));
+        }
         let text = to_text(&info).map_err(|e| PathInfoError::Corrupt {
             path: info.store_path.to_base_name(),
             reason: e.to_string(),
