@@ -73,7 +73,7 @@ pub fn instantiate(
                     })?;
                 Arc::new(SqlitePathInfoService::open(dir.join(PATH_DATABASE)).map_err(open_err)?)
             }
-            StoreKind::Memory => Arc::new(MemoryPathInfoService::new()),
+            StoreKind::Memory {} => Arc::new(MemoryPathInfoService::new()),
             StoreKind::Objectstore { .. } => {
                 let (object_store, prefix) =
                     store

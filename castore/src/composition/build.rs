@@ -114,7 +114,7 @@ pub fn build(
                     local_dir: Some(dir),
                 }
             }
-            StoreKind::Memory => {
+            StoreKind::Memory {} => {
                 let store = Arc::new(MemoryStore::new());
                 BuiltStore {
                     blobs: store.clone(),

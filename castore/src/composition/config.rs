@@ -137,7 +137,7 @@ pub enum StoreKind {
         path: Option<PathBuf>,
     },
     /// A store in memory, gone when the process ends.
-    Memory,
+    Memory {},
     /// An object store: `url` as `object_store` parses it (`s3://`,
     /// `gs://`, `az://`, `http(s)://` read-only, `file://`, `memory://`),
     /// `options` its configuration keys (region, endpoint, ...).
@@ -183,7 +183,9 @@ impl StoreKind {
     /// The aliases this store refers to.
     pub fn references(&self) -> Vec<&str> {
         match self {
-            StoreKind::Local { .. } | StoreKind::Memory | StoreKind::Objectstore { .. } => vec![],
+            StoreKind::Local { .. } | StoreKind::Memory {} | StoreKind::Objectstore { .. } => {
+                vec![]
+            }
             StoreKind::Cache { near, far } => vec![near, far],
             StoreKind::Priority { stores } | StoreKind::Race { stores } => {
                 stores.iter().map(String::as_str).collect()
@@ -217,7 +219,7 @@ impl StoreKind {
     pub fn name(&self) -> &'static str {
         match self {
             StoreKind::Local { .. } => "local",
-            StoreKind::Memory => "memory",
+            StoreKind::Memory {} => "memory",
             StoreKind::Objectstore { .. } => "objectstore",
             StoreKind::Cache { .. } => "cache",
             StoreKind::Priority { .. } => "priority",

@@ -125,7 +125,7 @@ fn add_url(
                 };
                 StoreKind::Local { path }
             }
-            "memory" => StoreKind::Memory,
+            "memory" => StoreKind::Memory {},
             other => {
                 return Err(err(format!(
                     "unknown kind of store {other:?} (known: local://, memory://, objectstore+SCHEME://)"
@@ -210,10 +210,10 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(c.stores.len(), 5);
-        assert_eq!(c.stores["main-near-near"], StoreKind::Memory);
+        assert_eq!(c.stores["main-near-near"], StoreKind::Memory {});
         assert_eq!(
             Composition::from_url("memory://").expect("valid").stores["main"],
-            StoreKind::Memory
+            StoreKind::Memory {}
         );
         assert_eq!(
             Composition::from_url("local://").expect("valid").stores["main"],
