@@ -213,9 +213,14 @@ fn main() -> anyhow::Result<()> {
         .context("locating the cairn binary")?
         .join("cairn");
     if !bin.exists() {
-        bail!("{} not found: build it (cargo build --release -p cairn)", bin.display());
+        bail!(
+            "{} not found: build it (cargo build --release -p cairn)",
+            bin.display()
+        );
     }
-    let work = tempfile::Builder::new().prefix("cairn-remote-bench").tempdir()?;
+    let work = tempfile::Builder::new()
+        .prefix("cairn-remote-bench")
+        .tempdir()?;
     let tree = work.path().join("tree");
     let stats = cairn_bench::generate_tree(&tree, args.small, args.large, args.large_mib << 20)?;
 
@@ -228,7 +233,10 @@ fn main() -> anyhow::Result<()> {
             .spawn()
             .context("starting moto_server (pip install 'moto[server]')")?,
     );
-    wait_for(|| TcpStream::connect(("127.0.0.1", s3_port)).is_ok(), "the S3 server")?;
+    wait_for(
+        || TcpStream::connect(("127.0.0.1", s3_port)).is_ok(),
+        "the S3 server",
+    )?;
     let created = Command::new("curl")
         .args(["-sf", "-X", "PUT"])
         .arg(format!("http://127.0.0.1:{s3_port}/{BUCKET}"))
@@ -245,7 +253,11 @@ fn main() -> anyhow::Result<()> {
         bail!("cairn add: {}", String::from_utf8_lossy(&out.stderr));
     }
     let store_path = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let base = store_path.rsplit('/').next().unwrap_or_default().to_string();
+    let base = store_path
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
 
     let runtime = tokio::runtime::Runtime::new()?;
     let proxy_port = free_port()?;

@@ -84,6 +84,7 @@ fn pad(key: &[u8]) -> [u8; 32] {
 
 #[async_trait]
 impl ChunkService for NegativeCache<dyn BlobService> {
+    #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance, chunk = %digest))]
     async fn get(&self, digest: &Digest) -> Result<Option<Bytes>, ChunkError> {
         let key = digest.as_bytes();
         if self.known_missing(MissKind::Chunk, key) {
@@ -123,6 +124,7 @@ impl BlobService for NegativeCache<dyn BlobService> {
         self
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance, blob = %blob))]
     async fn stored_chunk_map(&self, blob: &Digest) -> Result<Option<ChunkMap>, BlobError> {
         let key = blob.as_bytes();
         if self.known_missing(MissKind::ChunkMap, key) {
@@ -145,6 +147,7 @@ impl BlobService for NegativeCache<dyn BlobService> {
 
 #[async_trait]
 impl DirectoryService for NegativeCache<dyn DirectoryService> {
+    #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance, directory = %digest))]
     async fn get(&self, digest: &Digest) -> Result<Option<Directory>, DirectoryServiceError> {
         let key = digest.as_bytes();
         if self.known_missing(MissKind::Directory, key) {

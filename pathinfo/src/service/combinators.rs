@@ -98,6 +98,7 @@ impl PathInfoService for RaceStore<dyn PathInfoService> {
 
 #[async_trait]
 impl PathInfoService for NegativeCache<dyn PathInfoService> {
+    #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance()))]
     async fn get(&self, digest: &[u8; 20]) -> Result<Option<PathInfo>, PathInfoError> {
         if self.known_missing(MissKind::PathInfo, digest) {
             return Ok(None);
