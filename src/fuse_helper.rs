@@ -136,8 +136,16 @@ pub fn run(call: HelperCall) -> ExitCode {
         }
     };
     let mut command = Command::new(exe);
+    // A source naming a composition (a URL, or a TOML file) is a --store;
+    // anything else is the local store's directory.
+    let source = call.store_dir.to_string_lossy();
+    let store_flag = if source.contains("://") || source.ends_with(".toml") {
+        "--store"
+    } else {
+        "--store-dir"
+    };
     command
-        .arg("--store-dir")
+        .arg(store_flag)
         .arg(&call.store_dir)
         .arg("mount")
         .arg(&call.mountpoint)

@@ -19,6 +19,17 @@ struct Cli {
     #[arg(long, global = true, env = "CAIRN_STORE_DIR")]
     store_dir: Option<std::path::PathBuf>,
 
+    /// The store to use: a URL (`local:///DIR`, `memory://`,
+    /// `objectstore+s3://bucket/prefix?region=...&cache=local:///DIR`, ...)
+    /// or a TOML file of named stores [default: the local store in --store-dir]
+    #[arg(
+        long,
+        global = true,
+        env = "CAIRN_STORE",
+        value_name = "CONFIG_FILE_OR_URL"
+    )]
+    store: Option<String>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +64,8 @@ enum Command {
 enum StoreCommand {
     /// Re-check every chunk, chunk map and directory, and every store path's NAR hash.
     Verify,
+    /// Print the store configuration `--store` resolves to (as TOML).
+    ShowConfig,
 }
 
 fn main() -> ExitCode {
@@ -90,7 +103,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        let location = store_location::StoreLocation::new(cli.store_dir)?;
+        let location = store_location::StoreLocation::new(cli.store_dir, cli.store)?;
         match command {
             Command::Import(args) => commands::import::run(&location, args).await,
             Command::Export(args) => commands::export::run(&location, args).await,
@@ -101,6 +114,7 @@ fn main() -> ExitCode {
             Command::PathInfo(args) => commands::path_info::run(&location, args).await,
             Command::Mount(args) => commands::mount::run(&location, args).await,
             Command::Store(StoreCommand::Verify) => commands::verify::run(&location).await,
+            Command::Store(StoreCommand::ShowConfig) => commands::show_config::run(&location),
             Command::Eval(_) => unreachable!("handled before the runtime starts"),
         }
     });

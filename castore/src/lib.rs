@@ -11,11 +11,16 @@
 //! traits with one error type each; [`backends`] implements them. Blobs are
 //! read with [`BlobReader`] and written with [`BlobWriter`]; [`import`] turns
 //! a filesystem tree into nodes and [`export`] turns nodes back into a tree.
+//! [`combinators`] build stores from stores (cache, priority list, race,
+//! negative cache) and [`composition`] assembles them from one configuration
+//! or URL.
 
 pub mod backends;
 pub mod blobio;
 pub mod buffer_pool;
 pub mod chunking;
+pub mod combinators;
+pub mod composition;
 pub mod digest;
 pub mod directory;
 pub mod export;

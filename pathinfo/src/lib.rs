@@ -22,16 +22,22 @@
 //! On top of castore:
 //! - [`path_info`]: [`PathInfo`], a store path's root node, references,
 //!   NAR hash and size, signatures, deriver and content address;
-//! - [`service`]: [`PathInfoService`] with memory and sqlite backends;
+//! - [`service`]: [`PathInfoService`] with memory, sqlite and object store
+//!   backends, and the castore combinators over PathInfo services;
+//! - [`path_info_text`]: the text form of a PathInfo in object stores;
+//! - [`composition`]: a whole store (content and paths) from one
+//!   composition config or URL;
 //! - [`ingest`]: NAR -> castore, streaming, NAR hash computed on the way;
 //! - [`render`]: castore -> NAR with a sliding window of chunk fetches.
 
+pub mod composition;
 pub mod hash;
 pub mod ingest;
 pub mod nar;
 pub mod narinfo;
 pub mod nixbase32;
 pub mod path_info;
+pub mod path_info_text;
 pub mod render;
 pub mod service;
 pub mod signing;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use cairn_pathinfo::hash::NixHash;
 use cairn_pathinfo::ingest::{IngestedNar, ingest_nar};
+use cairn_pathinfo::nar::DumpError;
 use cairn_pathinfo::nar::dump_path;
 use cairn_pathinfo::{ContentAddress, FileIngestionMethod, PathInfo};
 use tokio::io::AsyncReadExt;
@@ -31,9 +32,16 @@ pub async fn ingest_path(store: &Store, path: &Path) -> anyhow::Result<IngestedN
     let dump = tokio::spawn(async move { dump_path(&dump_path_buf, writer).await.map(drop) });
     let ingested = ingest_nar(&store.castore, reader).await;
     let dumped = dump.await.context("reading the tree")?;
-    // A read error of the tree shows up on both sides; report the tree's.
-    dumped.with_context(|| format!("reading {}", path.display()))?;
-    Ok(ingested?)
+    match (dumped, ingested) {
+        (Ok(()), ingested) => Ok(ingested?),
+        // The store refused the data and the tree's writer saw the pipe
+        // close: the store's error is the cause.
+        (Err(DumpError::Nar { .. }), Err(stored)) => Err(stored.into()),
+        // A read error of the tree shows up on both sides; report the tree's.
+        (Err(read), _) => {
+            Err(anyhow::Error::new(read).context(format!("reading {}", path.display())))
+        }
+    }
 }
 
 /// The store path name of `path`: its last component, as Nix takes it

@@ -8,6 +8,7 @@ pub mod ls;
 pub mod mount;
 pub mod nar;
 pub mod path_info;
+pub mod show_config;
 pub mod verify;
 
 use anyhow::Context;

@@ -97,7 +97,7 @@ pub async fn run(location: &StoreLocation, args: MountArgs) -> anyhow::Result<Ex
     let mount_options = MountOptions {
         allow_other: args.allow_other,
         auto_unmount: !args.no_auto_unmount,
-        fs_name: format!("cairn:{}", location.dir.display()),
+        fs_name: format!("cairn:{}", location.describe()),
         ..MountOptions::default()
     };
     let handle = cairn_fs::mount(fs, &args.mountpoint, &mount_options)

@@ -1,6 +1,9 @@
-//! PathInfoService: PathInfo by store path, with memory and sqlite backends.
+//! PathInfoService: PathInfo by store path, with memory, sqlite and object
+//! store backends, and the castore combinators over it.
 
+pub mod combinators;
 pub mod memory;
+pub mod objectstore;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -9,6 +12,7 @@ use crate::path_info::PathInfo;
 use crate::store_path::StorePath;
 
 pub use memory::MemoryPathInfoService;
+pub use objectstore::ObjectStorePathInfoService;
 pub use sqlite::SqlitePathInfoService;
 
 /// Errors of a [`PathInfoService`].
