@@ -281,26 +281,72 @@ impl ByteBudget {
     }
 }
 
-/// Stores the chunks of files read on rayon threads through tokio tasks.
+/// Chunks handed to the store together: one batched lookup of which are
+/// new, then the puts.
+const PUT_BATCH_CHUNKS: usize = 64;
+
+/// Stores the chunks of files read on rayon threads through tokio tasks, in
+/// batches of up to [`PUT_BATCH_CHUNKS`] chunks (and a quarter of the bytes
+/// budget), so that the store can look them up together
+/// ([`crate::ChunkService::prepare`]).
 struct ChunkSink {
     store: CaStore,
     handle: Handle,
     budget: Arc<ByteBudget>,
     buffers: Arc<BufferPool>,
+    pending: Mutex<PendingPuts>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<Result<(), BlobError>>>>,
     failed: AtomicBool,
+}
+
+/// Chunks read but not yet handed to a store task.
+#[derive(Default)]
+struct PendingPuts {
+    chunks: Vec<(Digest, Bytes)>,
+    bytes: usize,
 }
 
 impl ChunkSink {
     fn put(&self, digest: Digest, data: Bytes) {
         let len = data.len();
         self.budget.acquire(len);
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.chunks.push((digest, data));
+            pending.bytes += len;
+            (pending.chunks.len() >= PUT_BATCH_CHUNKS || pending.bytes >= self.budget.limit / 4)
+                .then(|| std::mem::take(&mut *pending))
+        };
+        if let Some(batch) = full {
+            self.spawn_batch(batch);
+        }
+    }
+
+    /// Hands the chunks still pending to a store task.
+    fn flush(&self) {
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if !batch.chunks.is_empty() {
+            self.spawn_batch(batch);
+        }
+    }
+
+    fn spawn_batch(&self, batch: PendingPuts) {
         let blobs = self.store.blobs.clone();
         let budget = self.budget.clone();
         let task = self.handle.spawn(async move {
-            let result = blobs.chunks().put(digest, data).await;
-            budget.release(len);
-            result.map_err(BlobError::from)
+            let digests: Vec<Digest> = batch.chunks.iter().map(|(d, _)| *d).collect();
+            blobs.chunks().prepare(&digests).await;
+            let mut result = Ok(());
+            for (digest, data) in batch.chunks {
+                let len = data.len();
+                if result.is_ok()
+                    && let Err(e) = blobs.chunks().put(digest, data).await
+                {
+                    result = Err(BlobError::from(e));
+                }
+                budget.release(len);
+            }
+            result
         });
         self.tasks
             .lock()
@@ -309,8 +355,6 @@ impl ChunkSink {
     }
 }
 
-/// Reads, chunks and hashes one file, handing its chunks to `sink`.
-/// Returns the blob digest and, for multi-chunk blobs, its chunk map.
 /// Read buffers for [`ingest_file`], reused across files so that reading
 /// does not fault in fresh pages for every file.
 static READ_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
@@ -476,6 +520,7 @@ pub async fn import_scanned(
             limit: options.max_bytes_in_flight,
         }),
         buffers: BufferPool::new(options.max_bytes_in_flight / 4),
+        pending: Mutex::new(PendingPuts::default()),
         tasks: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),
     });
@@ -492,7 +537,7 @@ pub async fn import_scanned(
         .collect();
     let (sink2, progress) = (sink.clone(), options.progress.clone());
     let results = tokio::task::spawn_blocking(move || {
-        files
+        let results = files
             .par_iter()
             .map(|(i, path, size)| {
                 let r = ingest_file(&sink2, path, *size, &progress);
@@ -501,7 +546,9 @@ pub async fn import_scanned(
                 }
                 r.map(|v| (*i, v))
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        sink2.flush();
+        results
     })
     .await
     .map_err(|_| ImportError::Cancelled)?;

@@ -149,6 +149,11 @@ pub struct LocalStore {
     /// committed, so this only saves lookups; misses go to the index, where
     /// other processes' writes are visible.
     entries: moka::sync::Cache<Digest, ChunkEntry>,
+    /// Chunks a batch lookup ([`ChunkService::prepare`]) just found absent:
+    /// a put of one of them skips its own lookup. Briefly remembered; if
+    /// another process stores the chunk meanwhile, the only cost is a
+    /// duplicate copy of its bytes in a pack.
+    absent: moka::sync::Cache<Digest, ()>,
     committer: Mutex<mpsc::Sender<(IndexWrite, Ack)>>,
 }
 
@@ -200,6 +205,10 @@ impl LocalStore {
             current_pack: Mutex::new(None),
             written_packs: Mutex::new(Vec::new()),
             entries: moka::sync::Cache::new(1 << 20),
+            absent: moka::sync::Cache::builder()
+                .max_capacity(1 << 16)
+                .time_to_live(std::time::Duration::from_secs(10))
+                .build(),
             committer: Mutex::new(tx),
         })
     }
@@ -306,7 +315,7 @@ impl LocalStore {
             .iter()
             .filter(|d| !self.entries.contains_key(*d))
             .collect();
-        if missing.len() < 2 {
+        if missing.is_empty() {
             return Ok(());
         }
         let found = self.with_reader(|conn| {
@@ -336,6 +345,12 @@ impl LocalStore {
             tx.finish()?;
             Ok(found)
         })?;
+        let present: std::collections::HashSet<&Digest> = found.iter().map(|(d, _)| d).collect();
+        for digest in missing {
+            if !present.contains(digest) {
+                self.absent.insert(*digest, ());
+            }
+        }
         for (digest, entry) in found {
             self.entries.insert(digest, entry);
         }
@@ -705,7 +720,8 @@ impl ChunkService for LocalStore {
 
     async fn put(&self, digest: Digest, data: Bytes) -> Result<(), ChunkError> {
         let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
-        if self.chunk_entry(&digest).map_err(be)?.is_some() {
+        let known_absent = self.absent.remove(&digest).is_some();
+        if !known_absent && self.chunk_entry(&digest).map_err(be)?.is_some() {
             return Ok(());
         }
         let size = u32::try_from(data.len()).map_err(|_| {
