@@ -33,6 +33,8 @@ pub trait EvalIo {
     fn read_file(&self, path: &[u8]) -> Result<Vec<u8>, String>;
     /// Whether a path exists (following symlinks).
     fn path_exists(&self, path: &[u8]) -> bool;
+    /// Whether a path is a directory (following symlinks).
+    fn is_directory(&self, path: &[u8]) -> bool;
     /// The type of a path (not following a final symlink).
     fn file_type(&self, path: &[u8]) -> Result<FileType, String>;
     /// Directory entries with their types.
@@ -94,6 +96,9 @@ impl EvalIo for RealIo {
     }
     fn path_exists(&self, path: &[u8]) -> bool {
         p(path).exists()
+    }
+    fn is_directory(&self, path: &[u8]) -> bool {
+        p(path).is_dir()
     }
     fn file_type(&self, path: &[u8]) -> Result<FileType, String> {
         std::fs::symlink_metadata(p(path))
@@ -179,6 +184,9 @@ impl EvalIo for NoIo {
         ))
     }
     fn path_exists(&self, _path: &[u8]) -> bool {
+        false
+    }
+    fn is_directory(&self, _path: &[u8]) -> bool {
         false
     }
     fn file_type(&self, path: &[u8]) -> Result<FileType, String> {

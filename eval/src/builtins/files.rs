@@ -65,19 +65,20 @@ pub fn read_file_type(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     Ok(Value::str(t.name().as_bytes()))
 }
 
+/// `builtins.pathExists`: whether the (lexically normalised) path exists
+/// without following a final symlink, so a dangling symlink exists. A
+/// string ending in `/` or `/.` must name a directory, symlinks followed.
 pub fn path_exists(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let v = ev.force(&a[0])?;
     let path = real_path(ev, &v, p)?;
-    let s = &path;
-    // A trailing slash on a string requires a directory.
-    if !matches!(v, Value::Path(_)) && s.ends_with(b"/") && s.len() > 1 {
-        let ok = ev.io.path_exists(s)
-            && ev.io.file_type(&s[..s.len() - 1]).ok().is_some_and(|t| {
-                t == crate::io::FileType::Directory || t == crate::io::FileType::Symlink
-            });
-        return Ok(Value::Bool(ok));
-    }
-    Ok(Value::Bool(ev.io.path_exists(&crate::lower::canon_path(s))))
+    let must_be_dir = matches!(v, Value::Str(_)) && (path.ends_with(b"/") || path.ends_with(b"/."));
+    let canon = crate::lower::canon_path(&path);
+    let exists = if must_be_dir {
+        ev.io.is_directory(&canon)
+    } else {
+        ev.io.file_type(&canon).is_ok()
+    };
+    Ok(Value::Bool(exists))
 }
 
 pub fn to_path(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
