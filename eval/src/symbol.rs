@@ -48,6 +48,14 @@ impl Sym {
         TABLE.with(|t| t.borrow().names[self.0 as usize])
     }
 
+    /// The bytes of several names, looked up under one borrow of the table.
+    pub fn bytes_of(syms: impl Iterator<Item = Sym>) -> smallvec::SmallVec<[&'static [u8]; 8]> {
+        TABLE.with(|t| {
+            let t = t.borrow();
+            syms.map(|s| t.names[s.0 as usize]).collect()
+        })
+    }
+
     /// The name as (lossily decoded) text.
     pub fn text(self) -> String {
         String::from_utf8_lossy(self.bytes()).into_owned()

@@ -86,9 +86,16 @@ impl Attrs {
         }
     }
     /// Entries sorted by attribute name (the order Nix shows them in).
-    pub fn sorted_by_name(&self) -> Vec<&(Sym, Value, Pos)> {
-        let mut v: Vec<(&[u8], &Entry)> = self.entries.iter().map(|e| (e.0.bytes(), e)).collect();
-        v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pub fn sorted_by_name(&self) -> smallvec::SmallVec<[&(Sym, Value, Pos); 8]> {
+        if self.entries.len() <= 1 {
+            return self.entries.iter().collect();
+        }
+        let names = Sym::bytes_of(self.entries.iter().map(|e| e.0));
+        let mut v: smallvec::SmallVec<[(&[u8], &Entry); 8]> =
+            names.into_iter().zip(self.entries.iter()).collect();
+        if !v.is_sorted_by(|a, b| a.0 <= b.0) {
+            v.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        }
         v.into_iter().map(|e| e.1).collect()
     }
     pub fn len(&self) -> usize {

@@ -106,10 +106,11 @@ pub fn list_to_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             || "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs".to_string(),
             npos,
         )?;
-        let Some(val) = s.get(ev.s.value) else {
+        let Some((_, val, vpos)) = s.get_entry(ev.s.value) else {
             return err("attribute 'value' missing", p).trace(pair, Pos::NONE);
         };
-        v.push((n, val.clone(), p));
+        // The attribute is located where its `value` was defined.
+        v.push((n, val.clone(), *vpos));
     }
     // The first occurrence of a name wins.
     v.reverse();

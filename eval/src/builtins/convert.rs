@@ -71,9 +71,39 @@ pub fn from_json(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
 }
 
+/// Appends the decimal digits of `i` (without the formatting machinery,
+/// which is slow for the many integers of a large document).
+fn push_int(i: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
 fn json_str(b: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
-    for &c in b {
+    // Most strings need no escaping: copy runs of plain bytes at once.
+    let plain = |c: u8| c >= 0x20 && c != b'"' && c != b'\\';
+    let mut rest = b;
+    while !rest.is_empty() {
+        let run = rest.iter().position(|&c| !plain(c)).unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
+        let Some((&c, tail)) = rest.split_first() else {
+            break;
+        };
+        rest = tail;
         match c {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -124,7 +154,7 @@ fn to_json_inner(
     match &v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Int(i) => push_int(*i, out),
         Value::Float(f) => out.extend_from_slice(json_float(*f).as_bytes()),
         Value::Str(s) => {
             if let Some(c) = &s.ctx {
@@ -284,6 +314,8 @@ pub fn from_toml(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 // ------------------------------------------------------------------- XML
 
+/// Escapes an XML attribute value the way Nix does (only `"<>&` and
+/// newlines; other bytes, tabs and apostrophes included, go out as they are).
 fn xml_escape(b: &[u8], out: &mut Vec<u8>) {
     for &c in b {
         match c {
@@ -291,10 +323,7 @@ fn xml_escape(b: &[u8], out: &mut Vec<u8>) {
             b'<' => out.extend_from_slice(b"&lt;"),
             b'>' => out.extend_from_slice(b"&gt;"),
             b'&' => out.extend_from_slice(b"&amp;"),
-            b'\'' => out.extend_from_slice(b"&apos;"),
             b'\n' => out.extend_from_slice(b"&#xA;"),
-            b'\r' => out.extend_from_slice(b"&#xD;"),
-            b'\t' => out.extend_from_slice(b"&#x9;"),
             c => out.push(c),
         }
     }

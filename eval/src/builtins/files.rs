@@ -29,6 +29,23 @@ pub fn real_path(ev: &mut Eval, v: &Value, p: Pos) -> Result<Vec<u8>> {
             p,
         );
     }
+    // A path into a derivation's output that is not there yet would have
+    // to be built first (import from derivation).
+    if let Some(drv) = ctx.iter().find_map(|c| {
+        let c = c.strip_prefix(b"!")?;
+        let at = c.iter().position(|&b| b == b'!')?;
+        Some(c[at + 1..].to_vec())
+    }) && !ev.io.path_exists(&s)
+    {
+        return err(
+            format!(
+                "cannot read '{}': it is an output of '{}', which has not been built, and the evaluator cannot build derivations",
+                String::from_utf8_lossy(&s),
+                String::from_utf8_lossy(&drv)
+            ),
+            p,
+        );
+    }
     Ok(s)
 }
 
@@ -285,6 +302,63 @@ pub fn derivation_strict(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     crate::derivation::derivation_strict(ev, &a[0], p)
 }
 
-pub fn unsupported(_ev: &mut Eval, _a: &[Value], p: Pos) -> Result<Value> {
-    err("fetchers are not supported by this evaluator", p)
+/// Collects a fetcher's argument (a URL, or a set whose values are
+/// coerced to strings) and hands it to the store through `EvalIo`.
+fn fetch(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<crate::io::Fetched> {
+    let arg = ev.force(&a[0])?;
+    let mut req = crate::io::FetchRequest {
+        fetcher,
+        url: None,
+        attrs: Vec::new(),
+    };
+    if let Value::Attrs(set) = &arg {
+        for (name, v, _) in set.sorted_by_name() {
+            let v = ev.force(v)?;
+            let mut ctx = Context::new();
+            let s = match &v {
+                Value::Bool(b) => b.to_string().into_bytes(),
+                Value::Int(i) => i.to_string().into_bytes(),
+                _ => ev.coerce_to_string(&v, &mut ctx, false, false, p)?,
+            };
+            req.attrs.push((name.bytes().to_vec(), s));
+        }
+    } else {
+        let mut ctx = Context::new();
+        req.url = Some(ev.coerce_to_string(&arg, &mut ctx, false, false, p)?);
+    }
+    ev.io.fetch(&req).map_err(|m| ioerr(m, p))
+}
+
+fn fetched_path(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<Value> {
+    let f = fetch(ev, fetcher, a, p)?;
+    Ok(store_string(f.store_path))
+}
+
+fn fetched_set(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<Value> {
+    let f = fetch(ev, fetcher, a, p)?;
+    let mut entries = vec![(ev.s.out_path, store_string(f.store_path), Pos::NONE)];
+    for (k, v) in f.attrs {
+        entries.push((intern(&k), Value::str(v), Pos::NONE));
+    }
+    Ok(Value::attrs(Attrs::from_unsorted(entries)))
+}
+
+pub fn fetchurl(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_path(ev, "fetchurl", a, p)
+}
+
+pub fn fetch_tarball(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_path(ev, "fetchTarball", a, p)
+}
+
+pub fn fetch_git(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_set(ev, "fetchGit", a, p)
+}
+
+pub fn fetch_mercurial(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_set(ev, "fetchMercurial", a, p)
+}
+
+pub fn fetch_tree(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_set(ev, "fetchTree", a, p)
 }

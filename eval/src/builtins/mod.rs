@@ -183,11 +183,11 @@ static PRIMOPS: &[PrimOp] = &[
     prim!("storePath", 1, files::store_path),
     prim!("placeholder", 1, files::placeholder),
     prim!("derivationStrict", 1, files::derivation_strict),
-    prim!("fetchGit", 1, files::unsupported),
-    prim!("fetchMercurial", 1, files::unsupported),
-    prim!("fetchTarball", 1, files::unsupported),
-    prim!("fetchTree", 1, files::unsupported),
-    prim!("fetchurl", 1, files::unsupported),
+    prim!("fetchGit", 1, files::fetch_git),
+    prim!("fetchMercurial", 1, files::fetch_mercurial),
+    prim!("fetchTarball", 1, files::fetch_tarball),
+    prim!("fetchTree", 1, files::fetch_tree),
+    prim!("fetchurl", 1, files::fetchurl),
 ];
 
 /// The `getAttr` builtin (used for `inherit (expr) name`).
