@@ -188,6 +188,25 @@ fn derivation_inner(ev: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> Result<
             continue;
         }
         let apos0 = *apos;
+        if structured
+            && matches!(
+                k.as_str(),
+                "allowedReferences"
+                    | "allowedRequisites"
+                    | "disallowedReferences"
+                    | "disallowedRequisites"
+                    | "maxClosureSize"
+                    | "maxSize"
+            )
+        {
+            let msg = format!(
+                "'structuredAttrs' disables the effect of the derivation attribute '{k}'; use 'outputChecks.<output>.{k}' instead"
+            );
+            eprintln!(
+                "warning:\n         … while evaluating derivation '{name}'\n\n         {}",
+                crate::error::render_warning(&msg, apos0)
+            );
+        }
         let r = (|| -> Result<()> {
             let v = ev.force(v)?;
             if ignore_nulls && matches!(v, Value::Null) {

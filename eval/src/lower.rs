@@ -400,6 +400,7 @@ impl Lowerer<'_> {
             ast::Expr::List(l) => {
                 let mut items = Vec::new();
                 for it in l.items() {
+                    self.warn_cursed_or(&it);
                     items.push(self.expr(it)?);
                 }
                 Expr::List(items.into_boxed_slice())
@@ -409,6 +410,7 @@ impl Lowerer<'_> {
                 let (Some(f), Some(x)) = (a.lambda(), a.argument()) else {
                     return self.missing(a.syntax());
                 };
+                self.warn_cursed_or(&x);
                 let f = self.expr(f)?;
                 let x = self.expr(x)?;
                 Expr::Apply(Box::new((f, x)), pos)
@@ -435,7 +437,10 @@ impl Lowerer<'_> {
                 let e = self.expr(e)?;
                 let keys = self.attrpath(&path)?;
                 let def = match s.default_expr() {
-                    Some(d) => Some(Box::new(self.expr(d)?)),
+                    Some(d) => {
+                        self.warn_cursed_or(&d);
+                        Some(Box::new(self.expr(d)?))
+                    }
                     None => None,
                 };
                 let pos = self.pos_of(path.syntax());
@@ -585,6 +590,31 @@ impl Lowerer<'_> {
             pos,
             part_pos,
         })))
+    }
+
+    /// Warns about `f or` (a call with the variable `or`) where Nix will
+    /// read `or` differently in future: as a list element, a call
+    /// argument or the default of `a.b or ...`.
+    fn warn_cursed_or(&self, e: &ast::Expr) {
+        let ast::Expr::Apply(a) = e else {
+            return;
+        };
+        let Some(ast::Expr::Ident(i)) = a.argument() else {
+            return;
+        };
+        if i.ident_token().is_none_or(|t| t.text() != "or") {
+            return;
+        }
+        let at = self
+            .pos_of(a.syntax())
+            .location()
+            .map(|l| format!("at {l}: "))
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&crate::source::encode(&a.syntax().text().to_string()))
+            .into_owned();
+        eprintln!(
+            "warning: {at}This expression uses `or` as an identifier in a way that will change in a future Nix release.\nWrap this entire expression in parentheses to preserve its current meaning:\n    ({text})\nGive feedback at https://github.com/NixOS/nix/pull/11121"
+        );
     }
 
     fn lint(&self, level: Lint, msg: String, pos: Pos) -> Result<()> {
