@@ -1,7 +1,7 @@
 //! Builtins that touch files or the store, all going through `EvalIo`:
 //! `import`, `readFile`, `readDir`, `findFile`, `toFile`, `path`, ...
 
-use crate::error::{Error, ErrorKind, Result, err};
+use crate::error::{AddTrace, Error, ErrorKind, Result, err};
 use crate::eval::Eval;
 use crate::pos::Pos;
 use crate::symbol::{intern, sym};
@@ -18,8 +18,18 @@ pub fn real_path(ev: &mut Eval, v: &Value, p: Pos) -> Result<Vec<u8>> {
     if let Value::Path(x) = &v {
         return Ok(x.to_vec());
     }
+    let realising = || "while realising the context of a path".to_string();
     let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&v, &mut ctx, false, false, p)?;
+    // Coercion errors get the frame; errors raised by the code being
+    // evaluated (`throw`, `abort`, assertions) come through as they are.
+    let s = ev
+        .coerce_to_string(&v, &mut ctx, false, false, p)
+        .map_err(|mut e| {
+            if e.kind == ErrorKind::Eval && e.trace.len() < 64 {
+                e.trace.push((realising(), Pos::NONE));
+            }
+            e
+        })?;
     if !s.starts_with(b"/") {
         return err(
             format!(
@@ -27,7 +37,8 @@ pub fn real_path(ev: &mut Eval, v: &Value, p: Pos) -> Result<Vec<u8>> {
                 String::from_utf8_lossy(&s)
             ),
             p,
-        );
+        )
+        .trace(realising, Pos::NONE);
     }
     // A path into a derivation's output that is not there yet would have
     // to be built first (import from derivation).
@@ -317,6 +328,12 @@ fn fetch(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<cr
             let mut ctx = Context::new();
             let s = match &v {
                 Value::Bool(b) => b.to_string().into_bytes(),
+                Value::Int(i) if *i < 0 => {
+                    return err(
+                        format!("negative value given for '{fetcher}' argument '{name}': {i}"),
+                        p,
+                    );
+                }
                 Value::Int(i) => i.to_string().into_bytes(),
                 _ => ev.coerce_to_string(&v, &mut ctx, false, false, p)?,
             };
@@ -326,7 +343,52 @@ fn fetch(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<cr
         let mut ctx = Context::new();
         req.url = Some(ev.coerce_to_string(&arg, &mut ctx, false, false, p)?);
     }
+    check_fetch_request(&req, p)?;
     ev.io.fetch(&req).map_err(|m| ioerr(m, p))
+}
+
+/// The checks Nix makes on a fetcher's argument before fetching anything:
+/// the store path name `fetchurl` would use, and `file:` URLs of
+/// `fetchTree` being absolute.
+fn check_fetch_request(req: &crate::io::FetchRequest, p: Pos) -> Result<()> {
+    let url = String::from_utf8_lossy(req.url().unwrap_or_default()).into_owned();
+    if req.fetcher == "fetchurl" {
+        let given = req
+            .attrs
+            .iter()
+            .find(|(k, _)| k == b"name")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        let name = given.clone().unwrap_or_else(|| {
+            let base = url.trim_end_matches('/');
+            base.rsplit('/').next().unwrap_or(base).to_string()
+        });
+        if let Err(why) = crate::derivation::check_name(&name) {
+            let advice = if req.url.is_some() {
+                "Please pass an attribute set with 'url' and 'name' attributes to 'fetchurl',  so that it can create a valid store path."
+            } else if given.is_some() {
+                "Please change the value for the 'name' attribute passed to 'fetchurl', so that it can create a valid store path."
+            } else {
+                "Please add a valid 'name' attribute to the argument for 'fetchurl', so that it can create a valid store path."
+            };
+            return err(
+                format!("invalid store path name when fetching URL '{url}': {why}. {advice}"),
+                p,
+            );
+        }
+    }
+    if req.fetcher == "fetchTree"
+        && let Some(rest) = url.strip_prefix("file:")
+        && !rest.starts_with('/')
+    {
+        return err(
+            format!(
+                "tarball '{url}' must use an absolute path. The 'file' scheme does not support relative paths."
+            ),
+            p,
+        )
+        .trace(|| format!("while fetching the input '{url}'"), Pos::NONE);
+    }
+    Ok(())
 }
 
 fn fetched_path(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<Value> {
