@@ -979,12 +979,8 @@ impl Eval {
                         | "listToAttrs"
                         | "stringLength"
                 );
-                let quirk = (idx == 1 && matches!(name, "all" | "any" | "concatMap"))
-                    || (idx == 2 && name == "foldl'");
                 let nth = if unary {
                     ""
-                } else if quirk {
-                    "first "
                 } else {
                     ["first ", "second ", "third "]
                         .get(idx)

@@ -16,6 +16,7 @@ fn pred_named(ev: &mut Eval, f: &Value, x: &Value, p: Pos, what: &str) -> Result
 }
 
 pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     for x in l.iter() {
         if !pred_named(ev, &a[0], x, p, "the function passed to builtins.all")? {
@@ -26,6 +27,7 @@ pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn any(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     for x in l.iter() {
         if pred_named(ev, &a[0], x, p, "the function passed to builtins.any")? {
@@ -49,6 +51,7 @@ pub fn concat_lists(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn concat_map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let mut out = Vec::new();
     for x in l.iter() {
@@ -92,6 +95,9 @@ pub fn elem_at(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 pub fn filter(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
+    if !l.is_empty() {
+        ev.force_fn(&a[0], p)?;
+    }
     let mut out = Vec::new();
     for x in l.iter() {
         if pred_named(
@@ -111,6 +117,7 @@ pub fn filter(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn foldl(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[2], p)?;
     let mut acc = a[1].clone();
     if l.is_empty() {
