@@ -146,7 +146,10 @@ fn coerce(ev: &mut Eval, v: &Value, ctx: &mut Context, p: Pos) -> Result<String>
 pub fn derivation_strict(ev: &mut Eval, attrs: &Value, p: Pos) -> Result<Value> {
     let attrs = ev.force_attrs(attrs, p)?;
     let Some(name) = attrs.get(ev.s.name).cloned() else {
-        return err("required attribute 'name' missing", p);
+        return err("attribute 'name' missing", p).trace(
+            || "in the attrset passed as argument to builtins.derivationStrict".to_string(),
+            Pos::NONE,
+        );
     };
     let name = ev.force_str(&name, p)?.lossy();
     if let Err(m) = check_name(&name) {

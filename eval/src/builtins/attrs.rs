@@ -153,6 +153,7 @@ pub fn remove_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn zip_attrs_with(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let mut acc: HashMap<Sym, Vec<Value>> = HashMap::new();
     let mut order = Vec::new();

@@ -56,12 +56,20 @@ pub fn concat_map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut out = Vec::new();
     for x in l.iter() {
         let r = ev.call_n(&a[0], std::slice::from_ref(x), p)?;
+        let fpos = match &a[0] {
+            Value::Lambda(c) => c.lam.pos,
+            Value::Thunk(t) => match t.done() {
+                Some(Value::Lambda(c)) => c.lam.pos,
+                _ => Pos::NONE,
+            },
+            _ => Pos::NONE,
+        };
         let l = ev.force_list(&r, p).trace(
             || {
                 "while evaluating the return value of the function passed to builtins.concatMap"
                     .to_string()
             },
-            Pos::NONE,
+            fpos,
         )?;
         out.extend(l.iter().cloned());
     }
@@ -203,8 +211,11 @@ pub fn partition(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 /// Stable merge sort with a fallible comparator.
 pub fn sort(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
+    if l.is_empty() {
+        return Ok(Value::List(l));
+    }
+    ev.force_fn(&a[0], p)?;
     let mut v: Vec<Value> = l.to_vec();
     for x in v.iter_mut() {
         *x = ev.force(x)?;
