@@ -505,15 +505,23 @@ impl Eval {
                 }
                 Ok(Value::Bool(true))
             }
-            Expr::Not(x, pos) => Ok(Value::Bool(!self.eval_bool(x, env, *pos)?)),
-            Expr::And(ab, pos) => Ok(Value::Bool(
-                self.eval_bool(&ab.0, env, *pos)? && self.eval_bool(&ab.1, env, *pos)?,
+            Expr::Not(x, pos) => Ok(Value::Bool(!self.operand_bool(
+                x,
+                env,
+                *pos,
+                "in the argument of '!'",
+            )?)),
+            Expr::And(ab) => Ok(Value::Bool(
+                self.operand_bool(&ab.0, env, ab.2, "in the left operand of '&&'")?
+                    && self.operand_bool(&ab.1, env, ab.3, "in the right operand of '&&'")?,
             )),
-            Expr::Or(ab, pos) => Ok(Value::Bool(
-                self.eval_bool(&ab.0, env, *pos)? || self.eval_bool(&ab.1, env, *pos)?,
+            Expr::Or(ab) => Ok(Value::Bool(
+                self.operand_bool(&ab.0, env, ab.2, "in the left operand of '||'")?
+                    || self.operand_bool(&ab.1, env, ab.3, "in the right operand of '||'")?,
             )),
-            Expr::Impl(ab, pos) => Ok(Value::Bool(
-                !self.eval_bool(&ab.0, env, *pos)? || self.eval_bool(&ab.1, env, *pos)?,
+            Expr::Impl(ab) => Ok(Value::Bool(
+                !self.operand_bool(&ab.0, env, ab.2, "in the left operand of '->'")?
+                    || self.operand_bool(&ab.1, env, ab.3, "in the right operand of '->'")?,
             )),
             Expr::Bin(op, ab, pos) => {
                 let a = self.eval(&ab.0, env)?;
@@ -568,6 +576,18 @@ impl Eval {
             Expr::CurPos(pos) => Ok(self.pos_attrs(*pos)),
             Expr::Fail(msg, pos) => err(msg.to_string(), *pos),
         }
+    }
+
+    /// An operand of `!`, `&&`, `||` or `->`: errors in it get a frame
+    /// naming the operand, at its position.
+    fn operand_bool(
+        &mut self,
+        e: &'static Expr,
+        env: &Rc<Env>,
+        pos: Pos,
+        what: &'static str,
+    ) -> Result<bool> {
+        self.eval_bool(e, env, pos).trace(|| what.to_string(), pos)
     }
 
     fn eval_bool(&mut self, e: &'static Expr, env: &Rc<Env>, pos: Pos) -> Result<bool> {

@@ -287,6 +287,18 @@ impl Lowerer<'_> {
         Pos::at(self.base, u32::from(n.text_range().start()))
     }
 
+    /// Where an operand is, for errors in it: its start, inside any
+    /// parentheses.
+    fn operand_pos(&self, e: &ast::Expr) -> Pos {
+        match e {
+            ast::Expr::Paren(p) => match p.expr() {
+                Some(inner) => self.operand_pos(&inner),
+                None => self.pos_of(p.syntax()),
+            },
+            e => self.pos_of(e.syntax()),
+        }
+    }
+
     fn err<T>(&self, msg: impl Into<String>, pos: Pos) -> Result<T> {
         Err(Error::new(ErrorKind::Parse, msg, pos))
     }
@@ -456,9 +468,10 @@ impl Lowerer<'_> {
                 let Some(x) = u.expr() else {
                     return self.missing(u.syntax());
                 };
+                let xpos = self.operand_pos(&x);
                 let x = self.expr(x)?;
                 match u.operator() {
-                    Some(ast::UnaryOpKind::Invert) => Expr::Not(Box::new(x), pos),
+                    Some(ast::UnaryOpKind::Invert) => Expr::Not(Box::new(x), xpos),
                     _ => Expr::Bin(BinOp::Sub, Box::new((Expr::Const(Value::Int(0)), x)), pos),
                 }
             }
@@ -474,6 +487,7 @@ impl Lowerer<'_> {
                     .map(|t| Pos::at(self.base, u32::from(t.text_range().start())))
                     .unwrap_or(pos);
                 let rpos = self.pos_of(r.syntax());
+                let (lop, rop) = (self.operand_pos(&l), self.operand_pos(&r));
                 let l = self.expr(l)?;
                 let r = self.expr(r)?;
                 let pair = Box::new((l, r));
@@ -491,9 +505,9 @@ impl Lowerer<'_> {
                     K::LessOrEq => Expr::Bin(BinOp::Le, pair, opos),
                     K::More => Expr::Bin(BinOp::Gt, pair, opos),
                     K::MoreOrEq => Expr::Bin(BinOp::Ge, pair, opos),
-                    K::And => Expr::And(pair, opos),
-                    K::Or => Expr::Or(pair, opos),
-                    K::Implication => Expr::Impl(pair, opos),
+                    K::And => Expr::And(Box::new((pair.0, pair.1, lop, rop))),
+                    K::Or => Expr::Or(Box::new((pair.0, pair.1, lop, rop))),
+                    K::Implication => Expr::Impl(Box::new((pair.0, pair.1, lop, rop))),
                     K::PipeRight | K::PipeLeft => {
                         return self.err(
                             "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it",
