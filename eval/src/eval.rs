@@ -629,7 +629,15 @@ impl Eval {
                         if let Some(d) = def {
                             return self.eval(d, env);
                         }
-                        return err(format!("attribute '{name}' missing"), pos);
+                        let mut e =
+                            Error::new(ErrorKind::Eval, format!("attribute '{name}' missing"), pos);
+                        e.suggestion = Sym::with_names(|names| {
+                            crate::error::did_you_mean(
+                                name.bytes(),
+                                a.entries.iter().map(|x| names[x.0.0 as usize]),
+                            )
+                        });
+                        return Err(e);
                     }
                 },
                 other => {
@@ -1057,8 +1065,9 @@ impl Eval {
                                         lam_name(lam),
                                         f.name
                                     ),
-                                    pos,
-                                );
+                                    lam.pos,
+                                )
+                                .trace(|| "from call site".to_string(), pos);
                             }
                         },
                     }
@@ -1066,14 +1075,20 @@ impl Eval {
                 if !lam.ellipsis && used < attrs.len() {
                     for (name, _, _) in attrs.sorted_by_name() {
                         if !formals.iter().any(|f| f.name == *name) {
-                            return err(
+                            let mut e = Error::new(
+                                ErrorKind::Eval,
                                 format!(
                                     "function '{}' called with unexpected argument '{}'",
                                     lam_name(lam),
                                     name
                                 ),
-                                pos,
+                                lam.pos,
                             );
+                            e.suggestion = crate::error::did_you_mean(
+                                name.bytes(),
+                                formals.iter().map(|f| f.name.bytes()),
+                            );
+                            return Err(e).trace(|| "from call site".to_string(), pos);
                         }
                     }
                 }

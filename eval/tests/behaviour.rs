@@ -159,3 +159,16 @@ fn eager_values_do_not_show_in_traces_or_lazy_output() {
         Ok("1\n")
     );
 }
+
+#[test]
+fn missing_names_come_with_suggestions() {
+    let e = eval("{ foo = 1; bar = 2; }.fob").unwrap_err();
+    assert!(e.contains("attribute 'fob' missing"), "{e}");
+    assert!(e.contains("Did you mean foo?"), "{e}");
+    let e = eval("({ x, z }: x) { x = 1; y = 2; z = 3; }").unwrap_err();
+    assert!(e.contains("unexpected argument 'y'"), "{e}");
+    assert!(e.contains("Did you mean one of x or z?"), "{e}");
+    // Nothing close: no suggestion.
+    let e = eval("{ alpha = 1; }.zzzzzz").unwrap_err();
+    assert!(!e.contains("Did you mean"), "{e}");
+}
