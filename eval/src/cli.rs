@@ -161,6 +161,8 @@ fn make_eval(args: &EvalArgs, stack: usize) -> Eval {
         search_path: search_path(args),
         timestamps: features.contains(&"parse-toml-timestamps"),
         show_trace,
+        // Without --strict, unevaluated parts print as `<CODE>`.
+        eager: args.strict || args.json,
         ..Options::default()
     };
     let mut ev = Eval::new(Box::new(RealIo::default()), opts, stack);
@@ -287,7 +289,11 @@ fn run_eval(ev: &mut Eval, args: &EvalArgs, so: &mut dyn Write) -> Result<()> {
                 ev.deep_force(&v, Pos::NONE)?;
             }
             let mut ctx = Context::new();
-            crate::builtins::xml_document(ev, &v, &mut ctx, Pos::NONE)?
+            let how = crate::builtins::XmlStyle {
+                strict: args.strict,
+                location: !args.no_location,
+            };
+            crate::builtins::xml_document(ev, &v, how, &mut ctx, Pos::NONE)?
         } else if args.json {
             let mut ctx = Context::new();
             let mut out = Vec::new();
@@ -298,7 +304,7 @@ fn run_eval(ev: &mut Eval, args: &EvalArgs, so: &mut dyn Write) -> Result<()> {
             if args.strict {
                 ev.deep_force(&v, Pos::NONE)?;
             }
-            let mut out = crate::print::print_value(ev, &v, args.strict)?;
+            let mut out = crate::print::print_result(ev, &v, args.strict)?;
             out.push(b'\n');
             out
         };

@@ -146,7 +146,10 @@ fn coerce(ev: &mut Eval, v: &Value, ctx: &mut Context, p: Pos) -> Result<String>
 pub fn derivation_strict(ev: &mut Eval, attrs: &Value, p: Pos) -> Result<Value> {
     let attrs = ev.force_attrs(attrs, p)?;
     let Some(name) = attrs.get(ev.s.name).cloned() else {
-        return err("required attribute 'name' missing", p);
+        return err("attribute 'name' missing", p).trace(
+            || "in the attrset passed as argument to builtins.derivationStrict".to_string(),
+            Pos::NONE,
+        );
     };
     let name = ev.force_str(&name, p)?.lossy();
     if let Err(m) = check_name(&name) {
@@ -188,6 +191,25 @@ fn derivation_inner(ev: &mut Eval, attrs: &Attrs, name: &str, p: Pos) -> Result<
             continue;
         }
         let apos0 = *apos;
+        if structured
+            && matches!(
+                k.as_str(),
+                "allowedReferences"
+                    | "allowedRequisites"
+                    | "disallowedReferences"
+                    | "disallowedRequisites"
+                    | "maxClosureSize"
+                    | "maxSize"
+            )
+        {
+            let msg = format!(
+                "'structuredAttrs' disables the effect of the derivation attribute '{k}'; use 'outputChecks.<output>.{k}' instead"
+            );
+            eprintln!(
+                "warning:\n         … while evaluating derivation '{name}'\n\n         {}",
+                crate::error::render_warning(&msg, apos0)
+            );
+        }
         let r = (|| -> Result<()> {
             let v = ev.force(v)?;
             if ignore_nulls && matches!(v, Value::Null) {

@@ -30,6 +30,8 @@ pub struct Error {
     pub pos: Pos,
     /// Context frames, innermost first: (description, position).
     pub trace: Vec<(String, Pos)>,
+    /// "Did you mean ...?", shown after the message and its position.
+    pub suggestion: Option<String>,
 }
 
 /// Result alias used throughout the evaluator.
@@ -43,6 +45,7 @@ impl Error {
             msg: msg.into(),
             pos,
             trace: Vec::new(),
+            suggestion: None,
         })
     }
 
@@ -71,7 +74,53 @@ impl Error {
             out.push_str(&format!("\n       at {loc}:"));
             out.push_str(&snippet(self.pos, 7));
         }
+        if let Some(s) = &self.suggestion {
+            out.push_str("\n       ");
+            out.push_str(s);
+        }
         out
+    }
+}
+
+/// The edit distance between two names.
+fn levenshtein(a: &[u8], b: &[u8]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, &ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// "Did you mean ...?" for a name that was not found, listing up to five
+/// of `candidates` within edit distance 2, closest first (as Nix does).
+pub fn did_you_mean<'a>(
+    query: &[u8],
+    candidates: impl Iterator<Item = &'a [u8]>,
+) -> Option<String> {
+    let mut close: Vec<(usize, &[u8])> = candidates
+        .map(|c| (levenshtein(query, c), c))
+        .filter(|(d, _)| *d <= 2)
+        .collect();
+    close.sort();
+    close.dedup();
+    close.truncate(5);
+    let names: Vec<String> = close
+        .iter()
+        .map(|(_, c)| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    match names.as_slice() {
+        [] => None,
+        [one] => Some(format!("Did you mean {one}?")),
+        [rest @ .., last] => Some(format!(
+            "Did you mean one of {} or {last}?",
+            rest.join(", ")
+        )),
     }
 }
 

@@ -55,6 +55,10 @@ pub struct Options {
     pub show_trace: bool,
     /// Evaluation step limit (0 = unlimited), for fuzzing.
     pub max_steps: u64,
+    /// Build values that cannot fail right away instead of as thunks (see
+    /// [`Eval::thunk`]). Unobservable except by printing a value without
+    /// forcing it, so the CLI turns it off for non-strict output.
+    pub eager: bool,
 }
 
 impl Default for Options {
@@ -66,6 +70,7 @@ impl Default for Options {
             timestamps: false,
             show_trace: false,
             max_steps: 0,
+            eager: true,
         }
     }
 }
@@ -165,31 +170,94 @@ impl Eval {
     /// A value for `e` in `env` without evaluating it.
     #[inline]
     pub fn thunk(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
+        self.thunk_at(e, env, 0)
+    }
+
+    /// [`Eval::thunk`], building values right away where that cannot fail
+    /// or diverge: literals (attribute sets with static names, lists;
+    /// `depth` bounds their nesting) and integer arithmetic on operands
+    /// that are already evaluated and does not overflow. This saves a
+    /// thunk (and forcing it later) in the common cases. Only printing a
+    /// value without forcing it can tell the difference (`--strict` off,
+    /// `builtins.trace`), so the CLI turns this off for non-strict output,
+    /// and arithmetic inside an eagerly built literal stays lazy (Nix
+    /// traces `[ (1 + 1) ]` as `[ «thunk» ]`).
+    fn thunk_at(&self, e: &'static Expr, env: &Rc<Env>, depth: u32) -> Value {
+        const MAX_EAGER_DEPTH: u32 = 4;
         match e {
-            Expr::Const(v) => v.clone(),
+            Expr::Const(v) => return v.clone(),
             Expr::Var { level, idx, .. } => match lookup(env, *level, *idx) {
-                Some(v) => v,
-                None => Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone()))))),
+                Some(Value::Thunk(t)) => {
+                    return match t.done() {
+                        Some(v) => v,
+                        None => Value::Thunk(t),
+                    };
+                }
+                Some(v) => return v,
+                None => {}
             },
-            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
-                lam: l,
-                env: env.clone(),
-            })),
-            _ => Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone()))))),
+            Expr::Bin(..) | Expr::List(_) | Expr::Attrs(_) | Expr::Lambda(_)
+                if !self.opts.eager => {}
+            Expr::Lambda(l) => {
+                return Value::Lambda(Rc::new(Closure {
+                    lam: l,
+                    env: env.clone(),
+                }));
+            }
+            Expr::Bin(op, ab, _) if depth == 0 => {
+                if let (Some(x), Some(y)) = (peek_int(&ab.0, env), peek_int(&ab.1, env)) {
+                    let r = match op {
+                        BinOp::Add => x.checked_add(y).map(Value::Int),
+                        BinOp::Sub => x.checked_sub(y).map(Value::Int),
+                        BinOp::Mul => x.checked_mul(y).map(Value::Int),
+                        BinOp::Lt => Some(Value::Bool(x < y)),
+                        BinOp::Le => Some(Value::Bool(x <= y)),
+                        BinOp::Gt => Some(Value::Bool(x > y)),
+                        BinOp::Ge => Some(Value::Bool(x >= y)),
+                        BinOp::Eq => Some(Value::Bool(x == y)),
+                        BinOp::Neq => Some(Value::Bool(x != y)),
+                        _ => None,
+                    };
+                    if let Some(v) = r {
+                        return v;
+                    }
+                }
+            }
+            Expr::List(items) if depth < MAX_EAGER_DEPTH => {
+                let v: Vec<Value> = items
+                    .iter()
+                    .map(|i| self.thunk_at(i, env, depth + 1))
+                    .collect();
+                return Value::List(Rc::new(v));
+            }
+            Expr::Attrs(a)
+                if depth < MAX_EAGER_DEPTH
+                    && !a.rec
+                    && a.dynamics.is_empty()
+                    && a.inherit_from.is_empty() =>
+            {
+                let mut entries: Vec<Entry> = a
+                    .statics
+                    .iter()
+                    .map(|d| (d.name, self.thunk_at(&d.value, env, depth + 1), d.pos))
+                    .collect();
+                entries.sort_by_key(|e| e.0);
+                return Value::attrs(Attrs {
+                    entries: entries.into(),
+                });
+            }
+            _ => {}
         }
+        Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone())))))
     }
 
     /// Like [`Eval::thunk`] but never reads `env` (for recursive frames
     /// that are not filled in yet).
     fn thunk_rec(&self, e: &'static Expr, env: &Rc<Env>) -> Value {
-        match e {
-            Expr::Const(v) => v.clone(),
-            Expr::Lambda(l) => Value::Lambda(Rc::new(Closure {
-                lam: l,
-                env: env.clone(),
-            })),
-            _ => Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone()))))),
-        }
+        // Slots of a frame that is not filled in yet read as absent, so
+        // `thunk_at` falls back to a thunk for anything that refers to them.
+        debug_assert!(env.vals.borrow().is_empty());
+        self.thunk_at(e, env, 0)
     }
 
     /// Forces a value to weak head normal form.
@@ -437,15 +505,23 @@ impl Eval {
                 }
                 Ok(Value::Bool(true))
             }
-            Expr::Not(x, pos) => Ok(Value::Bool(!self.eval_bool(x, env, *pos)?)),
-            Expr::And(ab, pos) => Ok(Value::Bool(
-                self.eval_bool(&ab.0, env, *pos)? && self.eval_bool(&ab.1, env, *pos)?,
+            Expr::Not(x, pos) => Ok(Value::Bool(!self.operand_bool(
+                x,
+                env,
+                *pos,
+                "in the argument of '!'",
+            )?)),
+            Expr::And(ab) => Ok(Value::Bool(
+                self.operand_bool(&ab.0, env, ab.2, "in the left operand of '&&'")?
+                    && self.operand_bool(&ab.1, env, ab.3, "in the right operand of '&&'")?,
             )),
-            Expr::Or(ab, pos) => Ok(Value::Bool(
-                self.eval_bool(&ab.0, env, *pos)? || self.eval_bool(&ab.1, env, *pos)?,
+            Expr::Or(ab) => Ok(Value::Bool(
+                self.operand_bool(&ab.0, env, ab.2, "in the left operand of '||'")?
+                    || self.operand_bool(&ab.1, env, ab.3, "in the right operand of '||'")?,
             )),
-            Expr::Impl(ab, pos) => Ok(Value::Bool(
-                !self.eval_bool(&ab.0, env, *pos)? || self.eval_bool(&ab.1, env, *pos)?,
+            Expr::Impl(ab) => Ok(Value::Bool(
+                !self.operand_bool(&ab.0, env, ab.2, "in the left operand of '->'")?
+                    || self.operand_bool(&ab.1, env, ab.3, "in the right operand of '->'")?,
             )),
             Expr::Bin(op, ab, pos) => {
                 let a = self.eval(&ab.0, env)?;
@@ -502,6 +578,18 @@ impl Eval {
         }
     }
 
+    /// An operand of `!`, `&&`, `||` or `->`: errors in it get a frame
+    /// naming the operand, at its position.
+    fn operand_bool(
+        &mut self,
+        e: &'static Expr,
+        env: &Rc<Env>,
+        pos: Pos,
+        what: &'static str,
+    ) -> Result<bool> {
+        self.eval_bool(e, env, pos).trace(|| what.to_string(), pos)
+    }
+
     fn eval_bool(&mut self, e: &'static Expr, env: &Rc<Env>, pos: Pos) -> Result<bool> {
         match self.eval(e, env)? {
             Value::Bool(b) => Ok(b),
@@ -541,7 +629,15 @@ impl Eval {
                         if let Some(d) = def {
                             return self.eval(d, env);
                         }
-                        return err(format!("attribute '{name}' missing"), pos);
+                        let mut e =
+                            Error::new(ErrorKind::Eval, format!("attribute '{name}' missing"), pos);
+                        e.suggestion = Sym::with_names(|names| {
+                            crate::error::did_you_mean(
+                                name.bytes(),
+                                a.entries.iter().map(|x| names[x.0.0 as usize]),
+                            )
+                        });
+                        return Err(e);
                     }
                 },
                 other => {
@@ -911,12 +1007,8 @@ impl Eval {
                         | "listToAttrs"
                         | "stringLength"
                 );
-                let quirk = (idx == 1 && matches!(name, "all" | "any" | "concatMap"))
-                    || (idx == 2 && name == "foldl'");
                 let nth = if unary {
                     ""
-                } else if quirk {
-                    "first "
                 } else {
                     ["first ", "second ", "third "]
                         .get(idx)
@@ -973,8 +1065,9 @@ impl Eval {
                                         lam_name(lam),
                                         f.name
                                     ),
-                                    pos,
-                                );
+                                    lam.pos,
+                                )
+                                .trace(|| "from call site".to_string(), pos);
                             }
                         },
                     }
@@ -982,14 +1075,20 @@ impl Eval {
                 if !lam.ellipsis && used < attrs.len() {
                     for (name, _, _) in attrs.sorted_by_name() {
                         if !formals.iter().any(|f| f.name == *name) {
-                            return err(
+                            let mut e = Error::new(
+                                ErrorKind::Eval,
                                 format!(
                                     "function '{}' called with unexpected argument '{}'",
                                     lam_name(lam),
                                     name
                                 ),
-                                pos,
+                                lam.pos,
                             );
+                            e.suggestion = crate::error::did_you_mean(
+                                name.bytes(),
+                                formals.iter().map(|f| f.name.bytes()),
+                            );
+                            return Err(e).trace(|| "from call site".to_string(), pos);
                         }
                     }
                 }
@@ -1260,6 +1359,30 @@ fn lam_name(l: &LambdaExpr) -> String {
     match l.name {
         Some(n) => n.to_string(),
         None => "anonymous lambda".to_string(),
+    }
+}
+
+/// The integer `e` stands for if that is known without evaluating
+/// anything: an integer constant, or a variable holding an evaluated one.
+#[inline]
+fn peek_int(e: &Expr, env: &Rc<Env>) -> Option<i64> {
+    match e {
+        Expr::Const(Value::Int(i)) => Some(*i),
+        Expr::Var { level, idx, .. } => {
+            let mut f = env;
+            for _ in 0..*level {
+                f = f.up.as_ref()?;
+            }
+            match f.vals.borrow().get(*idx as usize)? {
+                Value::Int(i) => Some(*i),
+                Value::Thunk(t) => match t.done()? {
+                    Value::Int(i) => Some(i),
+                    _ => None,
+                },
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

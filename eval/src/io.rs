@@ -27,12 +27,56 @@ impl FileType {
     }
 }
 
+/// A fetcher call (`builtins.fetchurl`, `fetchTarball`, `fetchGit`,
+/// `fetchMercurial`, `fetchTree`): the builtin and its argument, given as
+/// a URL or as the string attributes of the set passed.
+#[derive(Debug, Clone)]
+pub struct FetchRequest {
+    pub fetcher: &'static str,
+    pub url: Option<Vec<u8>>,
+    pub attrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl FetchRequest {
+    /// The URL, from the plain argument or the `url` attribute.
+    pub fn url(&self) -> Option<&[u8]> {
+        self.url.as_deref().or_else(|| {
+            self.attrs
+                .iter()
+                .find(|(k, _)| k == b"url")
+                .map(|(_, v)| v.as_slice())
+        })
+    }
+}
+
+/// What a fetcher put into the store: its store path and, for the
+/// fetchers that return a set, the other attributes (`rev`, `narHash`, ...).
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub store_path: Vec<u8>,
+    pub attrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// The error of a store that cannot fetch.
+pub fn fetch_unavailable(req: &FetchRequest) -> String {
+    let what = req
+        .url()
+        .map(|u| format!(" '{}'", String::from_utf8_lossy(u)))
+        .unwrap_or_default();
+    format!(
+        "cannot fetch{what} with builtins.{}: fetching needs a store to put the result in, and none is available to the evaluator",
+        req.fetcher
+    )
+}
+
 /// Filesystem and store access used by builtins.
 pub trait EvalIo {
     /// Reads a whole file.
     fn read_file(&self, path: &[u8]) -> Result<Vec<u8>, String>;
     /// Whether a path exists (following symlinks).
     fn path_exists(&self, path: &[u8]) -> bool;
+    /// Whether a path is a directory (following symlinks).
+    fn is_directory(&self, path: &[u8]) -> bool;
     /// The type of a path (not following a final symlink).
     fn file_type(&self, path: &[u8]) -> Result<FileType, String>;
     /// Directory entries with their types.
@@ -46,6 +90,10 @@ pub trait EvalIo {
         text: &[u8],
         refs: &[Vec<u8>],
     ) -> Result<Vec<u8>, String>;
+    /// Runs a fetcher, adding what it fetched to the store.
+    fn fetch(&self, req: &FetchRequest) -> Result<Fetched, String> {
+        Err(fetch_unavailable(req))
+    }
     /// The store directory.
     fn store_dir(&self) -> String;
     /// An environment variable.
@@ -94,6 +142,9 @@ impl EvalIo for RealIo {
     }
     fn path_exists(&self, path: &[u8]) -> bool {
         p(path).exists()
+    }
+    fn is_directory(&self, path: &[u8]) -> bool {
+        p(path).is_dir()
     }
     fn file_type(&self, path: &[u8]) -> Result<FileType, String> {
         std::fs::symlink_metadata(p(path))
@@ -179,6 +230,9 @@ impl EvalIo for NoIo {
         ))
     }
     fn path_exists(&self, _path: &[u8]) -> bool {
+        false
+    }
+    fn is_directory(&self, _path: &[u8]) -> bool {
         false
     }
     fn file_type(&self, path: &[u8]) -> Result<FileType, String> {

@@ -111,11 +111,13 @@ pub enum Expr {
     Assert(Box<(Expr, Expr)>, Pos, Box<str>),
     Select(Box<Expr>, Box<[Key]>, Option<Box<Expr>>, Pos),
     HasAttr(Box<Expr>, Box<[Key]>),
+    /// `!x` with the position of `x`.
     Not(Box<Expr>, Pos),
     Bin(BinOp, Box<(Expr, Expr)>, Pos),
-    And(Box<(Expr, Expr)>, Pos),
-    Or(Box<(Expr, Expr)>, Pos),
-    Impl(Box<(Expr, Expr)>, Pos),
+    /// `a && b` with the positions of `a` and `b` (likewise `||`, `->`).
+    And(Box<(Expr, Expr, Pos, Pos)>),
+    Or(Box<(Expr, Expr, Pos, Pos)>),
+    Impl(Box<(Expr, Expr, Pos, Pos)>),
     Concat(Box<ConcatExpr>),
     /// A relative/absolute path built by interpolation: the first part is
     /// a path constant.

@@ -287,6 +287,18 @@ impl Lowerer<'_> {
         Pos::at(self.base, u32::from(n.text_range().start()))
     }
 
+    /// Where an operand is, for errors in it: its start, inside any
+    /// parentheses.
+    fn operand_pos(&self, e: &ast::Expr) -> Pos {
+        match e {
+            ast::Expr::Paren(p) => match p.expr() {
+                Some(inner) => self.operand_pos(&inner),
+                None => self.pos_of(p.syntax()),
+            },
+            e => self.pos_of(e.syntax()),
+        }
+    }
+
     fn err<T>(&self, msg: impl Into<String>, pos: Pos) -> Result<T> {
         Err(Error::new(ErrorKind::Parse, msg, pos))
     }
@@ -400,6 +412,7 @@ impl Lowerer<'_> {
             ast::Expr::List(l) => {
                 let mut items = Vec::new();
                 for it in l.items() {
+                    self.warn_cursed_or(&it);
                     items.push(self.expr(it)?);
                 }
                 Expr::List(items.into_boxed_slice())
@@ -409,6 +422,7 @@ impl Lowerer<'_> {
                 let (Some(f), Some(x)) = (a.lambda(), a.argument()) else {
                     return self.missing(a.syntax());
                 };
+                self.warn_cursed_or(&x);
                 let f = self.expr(f)?;
                 let x = self.expr(x)?;
                 Expr::Apply(Box::new((f, x)), pos)
@@ -435,7 +449,10 @@ impl Lowerer<'_> {
                 let e = self.expr(e)?;
                 let keys = self.attrpath(&path)?;
                 let def = match s.default_expr() {
-                    Some(d) => Some(Box::new(self.expr(d)?)),
+                    Some(d) => {
+                        self.warn_cursed_or(&d);
+                        Some(Box::new(self.expr(d)?))
+                    }
                     None => None,
                 };
                 let pos = self.pos_of(path.syntax());
@@ -451,9 +468,10 @@ impl Lowerer<'_> {
                 let Some(x) = u.expr() else {
                     return self.missing(u.syntax());
                 };
+                let xpos = self.operand_pos(&x);
                 let x = self.expr(x)?;
                 match u.operator() {
-                    Some(ast::UnaryOpKind::Invert) => Expr::Not(Box::new(x), pos),
+                    Some(ast::UnaryOpKind::Invert) => Expr::Not(Box::new(x), xpos),
                     _ => Expr::Bin(BinOp::Sub, Box::new((Expr::Const(Value::Int(0)), x)), pos),
                 }
             }
@@ -469,6 +487,7 @@ impl Lowerer<'_> {
                     .map(|t| Pos::at(self.base, u32::from(t.text_range().start())))
                     .unwrap_or(pos);
                 let rpos = self.pos_of(r.syntax());
+                let (lop, rop) = (self.operand_pos(&l), self.operand_pos(&r));
                 let l = self.expr(l)?;
                 let r = self.expr(r)?;
                 let pair = Box::new((l, r));
@@ -486,9 +505,9 @@ impl Lowerer<'_> {
                     K::LessOrEq => Expr::Bin(BinOp::Le, pair, opos),
                     K::More => Expr::Bin(BinOp::Gt, pair, opos),
                     K::MoreOrEq => Expr::Bin(BinOp::Ge, pair, opos),
-                    K::And => Expr::And(pair, opos),
-                    K::Or => Expr::Or(pair, opos),
-                    K::Implication => Expr::Impl(pair, opos),
+                    K::And => Expr::And(Box::new((pair.0, pair.1, lop, rop))),
+                    K::Or => Expr::Or(Box::new((pair.0, pair.1, lop, rop))),
+                    K::Implication => Expr::Impl(Box::new((pair.0, pair.1, lop, rop))),
                     K::PipeRight | K::PipeLeft => {
                         return self.err(
                             "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it",
@@ -585,6 +604,31 @@ impl Lowerer<'_> {
             pos,
             part_pos,
         })))
+    }
+
+    /// Warns about `f or` (a call with the variable `or`) where Nix will
+    /// read `or` differently in future: as a list element, a call
+    /// argument or the default of `a.b or ...`.
+    fn warn_cursed_or(&self, e: &ast::Expr) {
+        let ast::Expr::Apply(a) = e else {
+            return;
+        };
+        let Some(ast::Expr::Ident(i)) = a.argument() else {
+            return;
+        };
+        if i.ident_token().is_none_or(|t| t.text() != "or") {
+            return;
+        }
+        let at = self
+            .pos_of(a.syntax())
+            .location()
+            .map(|l| format!("at {l}: "))
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&crate::source::encode(&a.syntax().text().to_string()))
+            .into_owned();
+        eprintln!(
+            "warning: {at}This expression uses `or` as an identifier in a way that will change in a future Nix release.\nWrap this entire expression in parentheses to preserve its current meaning:\n    ({text})\nGive feedback at https://github.com/NixOS/nix/pull/11121"
+        );
     }
 
     fn lint(&self, level: Lint, msg: String, pos: Pos) -> Result<()> {

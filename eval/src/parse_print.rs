@@ -274,9 +274,9 @@ fn expr(e: &Expr, out: &mut Vec<u8>) {
                 }
             }
         }
-        Expr::And(ab, _) => bin(out, &ab.0, "&&", &ab.1),
-        Expr::Or(ab, _) => bin(out, &ab.0, "||", &ab.1),
-        Expr::Impl(ab, _) => bin(out, &ab.0, "->", &ab.1),
+        Expr::And(ab) => bin(out, &ab.0, "&&", &ab.1),
+        Expr::Or(ab) => bin(out, &ab.0, "||", &ab.1),
+        Expr::Impl(ab) => bin(out, &ab.0, "->", &ab.1),
         Expr::Concat(c) | Expr::PathConcat(c) => {
             let is_path = matches!(e, Expr::PathConcat(_));
             out.push(b'(');

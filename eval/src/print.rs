@@ -98,6 +98,24 @@ pub fn print_value(ev: &mut Eval, v: &Value, force: bool) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// Prints the result of `cairn eval` as `nix-instantiate --eval` does:
+/// like [`print_value`], but unevaluated parts print as `<CODE>`.
+pub fn print_result(ev: &mut Eval, v: &Value, strict: bool) -> Result<Vec<u8>> {
+    UNFORCED.with(|u| u.set("<CODE>"));
+    let r = print_value(ev, v, strict);
+    UNFORCED.with(|u| u.set("«thunk»"));
+    r
+}
+
+thread_local! {
+    /// How an unforced thunk prints.
+    static UNFORCED: std::cell::Cell<&'static str> = const { std::cell::Cell::new("«thunk»") };
+}
+
+fn unforced(out: &mut Vec<u8>) {
+    UNFORCED.with(|u| out.extend_from_slice(u.get().as_bytes()));
+}
+
 fn pv(
     ev: &mut Eval,
     v: &Value,
@@ -139,7 +157,7 @@ fn pv_inner(
                 match t.done() {
                     Some(x) => x,
                     None => {
-                        out.extend_from_slice("«thunk»".as_bytes());
+                        unforced(out);
                         return Ok(());
                     }
                 }
@@ -196,7 +214,7 @@ fn pv_inner(
         Value::Lambda(_) => out.extend_from_slice(b"<LAMBDA>"),
         Value::PrimOp(_) => out.extend_from_slice(b"<PRIMOP>"),
         Value::PrimOpApp(_) => out.extend_from_slice(b"<PRIMOP-APP>"),
-        Value::Thunk(_) => out.extend_from_slice("«thunk»".as_bytes()),
+        Value::Thunk(_) => unforced(out),
     }
     Ok(())
 }

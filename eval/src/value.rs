@@ -86,10 +86,44 @@ impl Attrs {
         }
     }
     /// Entries sorted by attribute name (the order Nix shows them in).
-    pub fn sorted_by_name(&self) -> Vec<&(Sym, Value, Pos)> {
-        let mut v: Vec<(&[u8], &Entry)> = self.entries.iter().map(|e| (e.0.bytes(), e)).collect();
+    pub fn sorted_by_name(&self) -> smallvec::SmallVec<[&(Sym, Value, Pos); 8]> {
+        const SMALL: usize = 8;
+        let n = self.entries.len();
+        let mut out = smallvec::SmallVec::new();
+        if n <= 1 {
+            out.extend(self.entries.iter());
+            return out;
+        }
+        if n <= SMALL {
+            // Small sets (the common case): sort indices on the stack.
+            let mut keys: [(&[u8], u8); SMALL] = [(&[], 0); SMALL];
+            Sym::with_names(|names| {
+                for (i, e) in self.entries.iter().enumerate() {
+                    keys[i] = (names[e.0.0 as usize], i as u8);
+                }
+            });
+            let keys = &mut keys[..n];
+            for i in 1..n {
+                let mut j = i;
+                while j > 0 && keys[j - 1].0 > keys[j].0 {
+                    keys.swap(j - 1, j);
+                    j -= 1;
+                }
+            }
+            for k in keys.iter() {
+                out.push(&self.entries[k.1 as usize]);
+            }
+            return out;
+        }
+        let mut v: Vec<(&[u8], &Entry)> = Sym::with_names(|names| {
+            self.entries
+                .iter()
+                .map(|e| (names[e.0.0 as usize], e))
+                .collect()
+        });
         v.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        v.into_iter().map(|e| e.1).collect()
+        out.extend(v.into_iter().map(|e| e.1));
+        out
     }
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -106,10 +106,11 @@ pub fn list_to_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
             || "while evaluating the `name` attribute of an element of the list passed to builtins.listToAttrs".to_string(),
             npos,
         )?;
-        let Some(val) = s.get(ev.s.value) else {
+        let Some((_, val, vpos)) = s.get_entry(ev.s.value) else {
             return err("attribute 'value' missing", p).trace(pair, Pos::NONE);
         };
-        v.push((n, val.clone(), p));
+        // The attribute is located where its `value` was defined.
+        v.push((n, val.clone(), *vpos));
     }
     // The first occurrence of a name wins.
     v.reverse();
@@ -152,6 +153,7 @@ pub fn remove_attrs(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn zip_attrs_with(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let mut acc: HashMap<Sym, Vec<Value>> = HashMap::new();
     let mut order = Vec::new();

@@ -71,9 +71,39 @@ pub fn from_json(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
 }
 
+/// Appends the decimal digits of `i` (without the formatting machinery,
+/// which is slow for the many integers of a large document).
+fn push_int(i: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
 fn json_str(b: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
-    for &c in b {
+    // Most strings need no escaping: copy runs of plain bytes at once.
+    let plain = |c: u8| c >= 0x20 && c != b'"' && c != b'\\';
+    let mut rest = b;
+    while !rest.is_empty() {
+        let run = rest.iter().position(|&c| !plain(c)).unwrap_or(rest.len());
+        out.extend_from_slice(&rest[..run]);
+        rest = &rest[run..];
+        let Some((&c, tail)) = rest.split_first() else {
+            break;
+        };
+        rest = tail;
         match c {
             b'"' => out.extend_from_slice(b"\\\""),
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -124,7 +154,7 @@ fn to_json_inner(
     match &v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Int(i) => push_int(*i, out),
         Value::Float(f) => out.extend_from_slice(json_float(*f).as_bytes()),
         Value::Str(s) => {
             if let Some(c) = &s.ctx {
@@ -284,6 +314,8 @@ pub fn from_toml(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 // ------------------------------------------------------------------- XML
 
+/// Escapes an XML attribute value the way Nix does (only `"<>&` and
+/// newlines; other bytes, tabs and apostrophes included, go out as they are).
 fn xml_escape(b: &[u8], out: &mut Vec<u8>) {
     for &c in b {
         match c {
@@ -291,10 +323,7 @@ fn xml_escape(b: &[u8], out: &mut Vec<u8>) {
             b'<' => out.extend_from_slice(b"&lt;"),
             b'>' => out.extend_from_slice(b"&gt;"),
             b'&' => out.extend_from_slice(b"&amp;"),
-            b'\'' => out.extend_from_slice(b"&apos;"),
             b'\n' => out.extend_from_slice(b"&#xA;"),
-            b'\r' => out.extend_from_slice(b"&#xD;"),
-            b'\t' => out.extend_from_slice(b"&#x9;"),
             c => out.push(c),
         }
     }
@@ -318,20 +347,86 @@ fn leaf(out: &mut Vec<u8>, n: usize, tag: &str, attrs: &[(&str, &[u8])]) {
     out.extend_from_slice(b" />\n");
 }
 
+/// How a value is written as XML: `strict` forces every value (otherwise
+/// unevaluated ones show as `<unevaluated />`), `location` adds the
+/// definition position of attributes and functions (the CLI does this
+/// unless `--no-location`; `builtins.toXML` never does).
+#[derive(Clone, Copy, Debug)]
+pub struct XmlStyle {
+    pub strict: bool,
+    pub location: bool,
+}
+
+/// The ` column=".." line=".." ` part (Nix writes XML attributes in
+/// alphabetical order, so `name` goes in between and `path` last).
+struct XmlLoc {
+    column: String,
+    line: String,
+    path: String,
+}
+
+fn xml_loc(how: XmlStyle, pos: Pos) -> Option<XmlLoc> {
+    if !how.location {
+        return None;
+    }
+    let l = pos.location()?;
+    Some(XmlLoc {
+        column: l.column.to_string(),
+        line: l.line.to_string(),
+        path: l.file.to_string(),
+    })
+}
+
+fn xml_open_with_loc(
+    out: &mut Vec<u8>,
+    n: usize,
+    tag: &str,
+    name: Option<&[u8]>,
+    loc: &Option<XmlLoc>,
+) {
+    indent(out, n);
+    out.push(b'<');
+    out.extend_from_slice(tag.as_bytes());
+    let attr = |out: &mut Vec<u8>, k: &str, v: &[u8]| {
+        out.push(b' ');
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"=\"");
+        xml_escape(v, out);
+        out.push(b'"');
+    };
+    if let Some(l) = loc {
+        attr(out, "column", l.column.as_bytes());
+        attr(out, "line", l.line.as_bytes());
+    }
+    if let Some(name) = name {
+        attr(out, "name", name);
+    }
+    if let Some(l) = loc {
+        attr(out, "path", l.path.as_bytes());
+    }
+    out.extend_from_slice(b">\n");
+}
+
+/// What is collected while writing one XML document: the string context
+/// and the derivations already shown.
+#[derive(Default)]
+pub struct XmlState {
+    ctx: Context,
+    drvs_seen: std::collections::HashSet<Vec<u8>>,
+}
+
 fn xml_attrs(
     ev: &mut Eval,
     a: &Attrs,
     n: usize,
-    ctx: &mut Context,
+    how: XmlStyle,
+    st: &mut XmlState,
     out: &mut Vec<u8>,
     p: Pos,
 ) -> Result<()> {
-    for (name, x, _) in a.sorted_by_name() {
-        indent(out, n);
-        out.extend_from_slice(b"<attr name=\"");
-        xml_escape(name.bytes(), out);
-        out.extend_from_slice(b"\">\n");
-        xml_value(ev, x, n + 1, ctx, out, p)?;
+    for (name, x, pos) in a.sorted_by_name() {
+        xml_open_with_loc(out, n, "attr", Some(name.bytes()), &xml_loc(how, *pos));
+        xml_value(ev, x, n + 1, how, st, out, p)?;
         indent(out, n);
         out.extend_from_slice(b"</attr>\n");
     }
@@ -343,12 +438,13 @@ pub fn xml_value(
     ev: &mut Eval,
     v: &Value,
     n: usize,
-    ctx: &mut Context,
+    how: XmlStyle,
+    st: &mut XmlState,
     out: &mut Vec<u8>,
     p: Pos,
 ) -> Result<()> {
     ev.enter(p)?;
-    let r = xml_value_inner(ev, v, n, ctx, out, p);
+    let r = xml_value_inner(ev, v, n, how, st, out, p);
     ev.depth -= 1;
     r
 }
@@ -357,11 +453,25 @@ fn xml_value_inner(
     ev: &mut Eval,
     v: &Value,
     n: usize,
-    ctx: &mut Context,
+    how: XmlStyle,
+    st: &mut XmlState,
     out: &mut Vec<u8>,
     p: Pos,
 ) -> Result<()> {
-    let v = ev.force(v)?;
+    let v = if how.strict {
+        ev.force(v)?
+    } else {
+        match v {
+            Value::Thunk(t) => match t.done() {
+                Some(v) => v,
+                None => {
+                    leaf(out, n, "unevaluated", &[]);
+                    return Ok(());
+                }
+            },
+            v => v.clone(),
+        }
+    };
     match &v {
         Value::Null => leaf(out, n, "null", &[]),
         Value::Bool(b) => leaf(
@@ -374,7 +484,7 @@ fn xml_value_inner(
         Value::Float(f) => leaf(out, n, "float", &[("value", fmt_float(*f).as_bytes())]),
         Value::Str(s) => {
             if let Some(c) = &s.ctx {
-                ctx.extend(c.iter().cloned());
+                st.ctx.extend(c.iter().cloned());
             }
             leaf(out, n, "string", &[("value", &s.bytes)])
         }
@@ -384,28 +494,41 @@ fn xml_value_inner(
                 let mut at: Vec<(&str, Vec<u8>)> = Vec::new();
                 for (key, k) in [("drvPath", ev.s.drv_path), ("outPath", ev.s.out_path)] {
                     if let Some(x) = a.get(k).cloned() {
-                        let x = ev.force(&x)?;
+                        let x = if how.strict {
+                            ev.force(&x)?
+                        } else {
+                            match &x {
+                                Value::Thunk(t) => t.done().unwrap_or(Value::Null),
+                                v => v.clone(),
+                            }
+                        };
                         if let Value::Str(s) = &x {
                             at.push((key, s.bytes.to_vec()));
                         }
                     }
                 }
-                let at2: Vec<(&str, &[u8])> = at.iter().map(|(k, v)| (*k, v.as_slice())).collect();
                 indent(out, n);
                 out.extend_from_slice(b"<derivation");
-                for (k, v) in &at2 {
+                for (k, v) in &at {
                     out.extend_from_slice(format!(" {k}=\"").as_bytes());
                     xml_escape(v, out);
                     out.push(b'"');
                 }
                 out.extend_from_slice(b">\n");
-                xml_attrs(ev, a, n + 1, ctx, out, p)?;
+                // Each derivation's attributes are shown once (by drvPath).
+                let drv_path = at.iter().find(|(k, _)| *k == "drvPath").map(|(_, v)| v);
+                match drv_path {
+                    Some(d) if st.drvs_seen.insert(d.clone()) => {
+                        xml_attrs(ev, a, n + 1, how, st, out, p)?
+                    }
+                    _ => leaf(out, n + 1, "repeated", &[]),
+                }
                 indent(out, n);
                 out.extend_from_slice(b"</derivation>\n");
             } else {
                 indent(out, n);
                 out.extend_from_slice(b"<attrs>\n");
-                xml_attrs(ev, a, n + 1, ctx, out, p)?;
+                xml_attrs(ev, a, n + 1, how, st, out, p)?;
                 indent(out, n);
                 out.extend_from_slice(b"</attrs>\n");
             }
@@ -414,14 +537,13 @@ fn xml_value_inner(
             indent(out, n);
             out.extend_from_slice(b"<list>\n");
             for x in l.iter() {
-                xml_value(ev, x, n + 1, ctx, out, p)?;
+                xml_value(ev, x, n + 1, how, st, out, p)?;
             }
             indent(out, n);
             out.extend_from_slice(b"</list>\n");
         }
         Value::Lambda(c) => {
-            indent(out, n);
-            out.extend_from_slice(b"<function>\n");
+            xml_open_with_loc(out, n, "function", None, &xml_loc(how, c.lam.pos));
             match &c.lam.formals {
                 Some(fs) => {
                     indent(out, n + 1);
@@ -456,17 +578,30 @@ fn xml_value_inner(
     Ok(())
 }
 
-/// A whole XML document for a value.
-pub fn xml_document(ev: &mut Eval, v: &Value, ctx: &mut Context, p: Pos) -> Result<Vec<u8>> {
+/// A whole XML document for a value (forced to weak head normal form).
+pub fn xml_document(
+    ev: &mut Eval,
+    v: &Value,
+    how: XmlStyle,
+    ctx: &mut Context,
+    p: Pos,
+) -> Result<Vec<u8>> {
+    let v = ev.force(v)?;
     let mut out = b"<?xml version='1.0' encoding='utf-8'?>\n<expr>\n".to_vec();
-    xml_value(ev, v, 1, ctx, &mut out, p)?;
+    let mut st = XmlState::default();
+    xml_value(ev, &v, 1, how, &mut st, &mut out, p)?;
+    ctx.append(&mut st.ctx);
     out.extend_from_slice(b"</expr>\n");
     Ok(out)
 }
 
 pub fn to_xml(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut ctx = Context::new();
-    let out = xml_document(ev, &a[0], &mut ctx, p)?;
+    let how = XmlStyle {
+        strict: true,
+        location: false,
+    };
+    let out = xml_document(ev, &a[0], how, &mut ctx, p)?;
     Ok(Value::str_ctx(out, ctx))
 }
 

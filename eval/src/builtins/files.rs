@@ -1,7 +1,7 @@
 //! Builtins that touch files or the store, all going through `EvalIo`:
 //! `import`, `readFile`, `readDir`, `findFile`, `toFile`, `path`, ...
 
-use crate::error::{Error, ErrorKind, Result, err};
+use crate::error::{AddTrace, Error, ErrorKind, Result, err};
 use crate::eval::Eval;
 use crate::pos::Pos;
 use crate::symbol::{intern, sym};
@@ -18,13 +18,41 @@ pub fn real_path(ev: &mut Eval, v: &Value, p: Pos) -> Result<Vec<u8>> {
     if let Value::Path(x) = &v {
         return Ok(x.to_vec());
     }
+    let realising = || "while realising the context of a path".to_string();
     let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&v, &mut ctx, false, false, p)?;
+    // Coercion errors get the frame; errors raised by the code being
+    // evaluated (`throw`, `abort`, assertions) come through as they are.
+    let s = ev
+        .coerce_to_string(&v, &mut ctx, false, false, p)
+        .map_err(|mut e| {
+            if e.kind == ErrorKind::Eval && e.trace.len() < 64 {
+                e.trace.push((realising(), Pos::NONE));
+            }
+            e
+        })?;
     if !s.starts_with(b"/") {
         return err(
             format!(
                 "string '{}' doesn't represent an absolute path",
                 String::from_utf8_lossy(&s)
+            ),
+            p,
+        )
+        .trace(realising, Pos::NONE);
+    }
+    // A path into a derivation's output that is not there yet would have
+    // to be built first (import from derivation).
+    if let Some(drv) = ctx.iter().find_map(|c| {
+        let c = c.strip_prefix(b"!")?;
+        let at = c.iter().position(|&b| b == b'!')?;
+        Some(c[at + 1..].to_vec())
+    }) && !ev.io.path_exists(&s)
+    {
+        return err(
+            format!(
+                "cannot read '{}': it is an output of '{}', which has not been built, and the evaluator cannot build derivations",
+                String::from_utf8_lossy(&s),
+                String::from_utf8_lossy(&drv)
             ),
             p,
         );
@@ -65,19 +93,20 @@ pub fn read_file_type(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     Ok(Value::str(t.name().as_bytes()))
 }
 
+/// `builtins.pathExists`: whether the (lexically normalised) path exists
+/// without following a final symlink, so a dangling symlink exists. A
+/// string ending in `/` or `/.` must name a directory, symlinks followed.
 pub fn path_exists(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let v = ev.force(&a[0])?;
     let path = real_path(ev, &v, p)?;
-    let s = &path;
-    // A trailing slash on a string requires a directory.
-    if !matches!(v, Value::Path(_)) && s.ends_with(b"/") && s.len() > 1 {
-        let ok = ev.io.path_exists(s)
-            && ev.io.file_type(&s[..s.len() - 1]).ok().is_some_and(|t| {
-                t == crate::io::FileType::Directory || t == crate::io::FileType::Symlink
-            });
-        return Ok(Value::Bool(ok));
-    }
-    Ok(Value::Bool(ev.io.path_exists(&crate::lower::canon_path(s))))
+    let must_be_dir = matches!(v, Value::Str(_)) && (path.ends_with(b"/") || path.ends_with(b"/."));
+    let canon = crate::lower::canon_path(&path);
+    let exists = if must_be_dir {
+        ev.io.is_directory(&canon)
+    } else {
+        ev.io.file_type(&canon).is_ok()
+    };
+    Ok(Value::Bool(exists))
 }
 
 pub fn to_path(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -284,6 +313,114 @@ pub fn derivation_strict(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     crate::derivation::derivation_strict(ev, &a[0], p)
 }
 
-pub fn unsupported(_ev: &mut Eval, _a: &[Value], p: Pos) -> Result<Value> {
-    err("fetchers are not supported by this evaluator", p)
+/// Collects a fetcher's argument (a URL, or a set whose values are
+/// coerced to strings) and hands it to the store through `EvalIo`.
+fn fetch(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<crate::io::Fetched> {
+    let arg = ev.force(&a[0])?;
+    let mut req = crate::io::FetchRequest {
+        fetcher,
+        url: None,
+        attrs: Vec::new(),
+    };
+    if let Value::Attrs(set) = &arg {
+        for (name, v, _) in set.sorted_by_name() {
+            let v = ev.force(v)?;
+            let mut ctx = Context::new();
+            let s = match &v {
+                Value::Bool(b) => b.to_string().into_bytes(),
+                Value::Int(i) if *i < 0 => {
+                    return err(
+                        format!("negative value given for '{fetcher}' argument '{name}': {i}"),
+                        p,
+                    );
+                }
+                Value::Int(i) => i.to_string().into_bytes(),
+                _ => ev.coerce_to_string(&v, &mut ctx, false, false, p)?,
+            };
+            req.attrs.push((name.bytes().to_vec(), s));
+        }
+    } else {
+        let mut ctx = Context::new();
+        req.url = Some(ev.coerce_to_string(&arg, &mut ctx, false, false, p)?);
+    }
+    check_fetch_request(&req, p)?;
+    ev.io.fetch(&req).map_err(|m| ioerr(m, p))
+}
+
+/// The checks Nix makes on a fetcher's argument before fetching anything:
+/// the store path name `fetchurl` would use, and `file:` URLs of
+/// `fetchTree` being absolute.
+fn check_fetch_request(req: &crate::io::FetchRequest, p: Pos) -> Result<()> {
+    let url = String::from_utf8_lossy(req.url().unwrap_or_default()).into_owned();
+    if req.fetcher == "fetchurl" {
+        let given = req
+            .attrs
+            .iter()
+            .find(|(k, _)| k == b"name")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        let name = given.clone().unwrap_or_else(|| {
+            let base = url.trim_end_matches('/');
+            base.rsplit('/').next().unwrap_or(base).to_string()
+        });
+        if let Err(why) = crate::derivation::check_name(&name) {
+            let advice = if req.url.is_some() {
+                "Please pass an attribute set with 'url' and 'name' attributes to 'fetchurl',  so that it can create a valid store path."
+            } else if given.is_some() {
+                "Please change the value for the 'name' attribute passed to 'fetchurl', so that it can create a valid store path."
+            } else {
+                "Please add a valid 'name' attribute to the argument for 'fetchurl', so that it can create a valid store path."
+            };
+            return err(
+                format!("invalid store path name when fetching URL '{url}': {why}. {advice}"),
+                p,
+            );
+        }
+    }
+    if req.fetcher == "fetchTree"
+        && let Some(rest) = url.strip_prefix("file:")
+        && !rest.starts_with('/')
+    {
+        return err(
+            format!(
+                "tarball '{url}' must use an absolute path. The 'file' scheme does not support relative paths."
+            ),
+            p,
+        )
+        .trace(|| format!("while fetching the input '{url}'"), Pos::NONE);
+    }
+    Ok(())
+}
+
+fn fetched_path(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<Value> {
+    let f = fetch(ev, fetcher, a, p)?;
+    Ok(store_string(f.store_path))
+}
+
+fn fetched_set(ev: &mut Eval, fetcher: &'static str, a: &[Value], p: Pos) -> Result<Value> {
+    let f = fetch(ev, fetcher, a, p)?;
+    let mut entries = vec![(ev.s.out_path, store_string(f.store_path), Pos::NONE)];
+    for (k, v) in f.attrs {
+        entries.push((intern(&k), Value::str(v), Pos::NONE));
+    }
+    Ok(Value::attrs(Attrs::from_unsorted(entries)))
+}
+
+pub fn fetchurl(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_path(ev, "fetchurl", a, p)
+}
+
+pub fn fetch_tarball(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_path(ev, "fetchTarball", a, p)
+}
+
+pub fn fetch_git(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_set(ev, "fetchGit", a, p)
+}
+
+pub fn fetch_mercurial(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_set(ev, "fetchMercurial", a, p)
+}
+
+pub fn fetch_tree(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    fetched_set(ev, "fetchTree", a, p)
 }

@@ -16,6 +16,7 @@ fn pred_named(ev: &mut Eval, f: &Value, x: &Value, p: Pos, what: &str) -> Result
 }
 
 pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     for x in l.iter() {
         if !pred_named(ev, &a[0], x, p, "the function passed to builtins.all")? {
@@ -26,6 +27,7 @@ pub fn all(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn any(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     for x in l.iter() {
         if pred_named(ev, &a[0], x, p, "the function passed to builtins.any")? {
@@ -49,16 +51,25 @@ pub fn concat_lists(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn concat_map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
     let mut out = Vec::new();
     for x in l.iter() {
         let r = ev.call_n(&a[0], std::slice::from_ref(x), p)?;
+        let fpos = match &a[0] {
+            Value::Lambda(c) => c.lam.pos,
+            Value::Thunk(t) => match t.done() {
+                Some(Value::Lambda(c)) => c.lam.pos,
+                _ => Pos::NONE,
+            },
+            _ => Pos::NONE,
+        };
         let l = ev.force_list(&r, p).trace(
             || {
                 "while evaluating the return value of the function passed to builtins.concatMap"
                     .to_string()
             },
-            Pos::NONE,
+            fpos,
         )?;
         out.extend(l.iter().cloned());
     }
@@ -92,6 +103,9 @@ pub fn elem_at(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 pub fn filter(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
+    if !l.is_empty() {
+        ev.force_fn(&a[0], p)?;
+    }
     let mut out = Vec::new();
     for x in l.iter() {
         if pred_named(
@@ -111,6 +125,7 @@ pub fn filter(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 }
 
 pub fn foldl(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[2], p)?;
     let mut acc = a[1].clone();
     if l.is_empty() {
@@ -196,8 +211,11 @@ pub fn partition(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 /// Stable merge sort with a fallible comparator.
 pub fn sort(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
-    ev.force_fn(&a[0], p)?;
     let l = ev.force_list(&a[1], p)?;
+    if l.is_empty() {
+        return Ok(Value::List(l));
+    }
+    ev.force_fn(&a[0], p)?;
     let mut v: Vec<Value> = l.to_vec();
     for x in v.iter_mut() {
         *x = ev.force(x)?;

@@ -5,7 +5,7 @@
 mod attrs;
 mod context;
 mod convert;
-pub use convert::{to_json_bytes, xml_document};
+pub use convert::{XmlStyle, to_json_bytes, xml_document};
 pub use hash::parse_hash;
 mod files;
 mod hash;
@@ -183,11 +183,11 @@ static PRIMOPS: &[PrimOp] = &[
     prim!("storePath", 1, files::store_path),
     prim!("placeholder", 1, files::placeholder),
     prim!("derivationStrict", 1, files::derivation_strict),
-    prim!("fetchGit", 1, files::unsupported),
-    prim!("fetchMercurial", 1, files::unsupported),
-    prim!("fetchTarball", 1, files::unsupported),
-    prim!("fetchTree", 1, files::unsupported),
-    prim!("fetchurl", 1, files::unsupported),
+    prim!("fetchGit", 1, files::fetch_git),
+    prim!("fetchMercurial", 1, files::fetch_mercurial),
+    prim!("fetchTarball", 1, files::fetch_tarball),
+    prim!("fetchTree", 1, files::fetch_tree),
+    prim!("fetchurl", 1, files::fetchurl),
 ];
 
 /// The `getAttr` builtin (used for `inherit (expr) name`).
@@ -222,14 +222,24 @@ const GLOBALS: &[&str] = &[
 ];
 
 /// The `derivation` function, written in Nix as in Nix itself.
+/// The `derivation` builtin, written in Nix. Its lines and columns are
+/// laid out as in Nix 2.8's own `//builtin/derivation.nix`, so positions
+/// that point into it (`--xml` output, traces) read the same.
 const DERIVATION_NIX: &str = r#"
-drvAttrs@{ outputs ? [ "out" ], ... }:
+/* The `derivation` builtin: calls `derivationStrict` and gives every
+   output an attribute set of its own that shares the others. */
+
+drvAttrs @ { outputs ? [ "out" ], ... }:
+
 let
+
   strict = derivationStrict drvAttrs;
+
   commonAttrs = drvAttrs // (builtins.listToAttrs outputsList) //
     { all = map (x: x.value) outputsList;
       inherit drvAttrs;
     };
+
   outputToAttrListElement = outputName:
     { name = outputName;
       value = commonAttrs // {
@@ -239,7 +249,9 @@ let
         inherit outputName;
       };
     };
+
   outputsList = map outputToAttrListElement outputs;
+
 in (builtins.head outputsList).value
 "#;
 
@@ -307,12 +319,17 @@ pub fn install(ev: &mut Eval) {
     ev.builtins = Value::Attrs(battrs);
 
     // Build `derivation` from its Nix definition.
-    let drv = crate::parse_and_lower(ev, DERIVATION_NIX.as_bytes(), "«derivation»", b"/")
-        .and_then(|e| {
-            let g = ev.global.clone();
-            ev.eval(e, &g)
-        })
-        .unwrap_or(Value::Null);
+    let drv = crate::parse_and_lower(
+        ev,
+        DERIVATION_NIX.as_bytes(),
+        "//builtin/derivation.nix",
+        b"/",
+    )
+    .and_then(|e| {
+        let g = ev.global.clone();
+        ev.eval(e, &g)
+    })
+    .unwrap_or(Value::Null);
     drv_slot.0.set(ThunkState::Done(drv));
 }
 

@@ -17,7 +17,19 @@ fn str_ctx(ev: &mut Eval, v: &Value, p: Pos) -> Result<(Vec<u8>, Context)> {
 
 pub fn to_string(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let mut ctx = Context::new();
-    let s = ev.coerce_to_string(&a[0], &mut ctx, true, false, p)?;
+    let s = ev
+        .coerce_to_string(&a[0], &mut ctx, true, false, p)
+        .map_err(|mut e| {
+            // Coercion errors name the argument; errors from evaluating it
+            // (`throw`, `abort`) come through as they are.
+            if e.kind == crate::error::ErrorKind::Eval && e.trace.len() < 64 {
+                e.trace.push((
+                    "while evaluating the first argument passed to builtins.toString".to_string(),
+                    Pos::NONE,
+                ));
+            }
+            e
+        })?;
     Ok(Value::str_ctx(s, ctx))
 }
 
