@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod add;
+pub mod boot;
 pub mod cat;
 pub mod export;
 pub mod import;
@@ -9,6 +10,7 @@ pub mod mount;
 pub mod nar;
 pub mod path_info;
 pub mod verify;
+pub mod virtiofs;
 
 use anyhow::Context;
 use cairn_castore::{CaStore, Digest, Node};
