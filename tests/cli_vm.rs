@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_castore::{BlobService, CaStore, Digest};
+use cairn_castore::{CaStore, Digest};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cairn")

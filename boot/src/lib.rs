@@ -13,7 +13,7 @@
 //!   its output and exit status on the serial console, powers off.
 //! - [`vmm`]: QEMU and Cloud Hypervisor command lines, and [`console`]:
 //!   reading the guest's serial console back (output and exit status).
-//! - [`error`]: [`BootError`].
+//! - [`error`] holds [`BootError`].
 
 pub mod console;
 pub mod cpio;

@@ -12,7 +12,7 @@
 //! - [`daemon`]: [`serve`] listens on the socket and serves one VMM after
 //!   another until one disconnects (or forever, with
 //!   [`DaemonOptions::keep_serving`]).
-//! - [`error`]: [`VirtioFsError`].
+//! - [`error`] holds [`VirtioFsError`].
 
 pub mod backend;
 pub mod daemon;
