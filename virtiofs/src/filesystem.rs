@@ -350,11 +350,12 @@ impl FileSystem for StoreFs {
                 type_: dirent_type(entry.kind),
                 name: entry.name,
             };
-            // `.` and `..` carry no attributes: an entry with inode 0 tells
-            // the kernel not to instantiate them (and takes no reference).
+            // `.` and `..` hold no reference: an entry with inode 0 tells
+            // the kernel not to instantiate them.
+            let dot = entry.name == b"." || entry.name == b"..";
             let entry = match &entry.attr {
-                Some(attr) => self.entry(inode, attr),
-                None => Entry {
+                Some(attr) if !dot => self.entry(inode, attr),
+                _ => Entry {
                     inode: 0,
                     generation: 0,
                     // SAFETY: plain old data; all-zero is valid.
