@@ -131,7 +131,7 @@ fn boot_reads_the_closure_and_reports_eio_and_the_exit_status() {
     );
     let started = Instant::now();
     let out = cairn(&store)
-        .args(["boot", "--timeout-secs", "240"])
+        .args(["boot", "--timeout-secs", "240", "--request-queues", "2"])
         .arg("--closure")
         .arg(&tree_path)
         .arg("--closure")
