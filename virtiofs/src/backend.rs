@@ -4,6 +4,7 @@
 //! server answer them and returns them to the guest.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use fuse_backend_rs::api::server::Server;
@@ -11,7 +12,7 @@ use fuse_backend_rs::transport::{Reader, VirtioFsWriter};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
 use vhost_user_backend::{VhostUserBackend, VringRwLock, VringT};
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
-use virtio_bindings::virtio_ring::VIRTIO_RING_F_INDIRECT_DESC;
+use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::QueueT;
 use vm_memory::{GuestAddressSpace, GuestMemoryAtomic, GuestMemoryMmap};
 use vmm_sys_util::epoll::EventSet;
@@ -29,6 +30,7 @@ pub struct VirtioFsBackend {
     server: Server<Arc<StoreFs>>,
     fs: Arc<StoreFs>,
     memory: RwLock<Option<GuestMemory>>,
+    event_idx: AtomicBool,
     request_queues: usize,
     queue_size: u16,
 }
@@ -41,6 +43,7 @@ impl VirtioFsBackend {
             server: Server::new(fs.clone()),
             fs,
             memory: RwLock::new(None),
+            event_idx: AtomicBool::new(false),
             request_queues,
             queue_size,
         }
@@ -66,30 +69,50 @@ impl VirtioFsBackend {
             ));
         };
         let guard = memory.memory();
-        let mut answered = 0usize;
+        let queue_error =
+            |what: &str, e: virtio_queue::Error| io::Error::other(format!("{what}: {e}"));
+        let event_idx = self.event_idx.load(Ordering::Relaxed);
         loop {
-            let chain = vring
-                .get_mut()
-                .get_queue_mut()
-                .pop_descriptor_chain(guard.clone());
-            let Some(chain) = chain else { break };
-            let head = chain.head_index();
-            let len = match self.answer(&guard, chain) {
-                Ok(len) => len,
-                Err(e) => {
-                    tracing::warn!(queue, error = %e, "malformed virtio-fs request");
-                    0
+            // With EVENT_IDX the guest does not kick while we drain; the
+            // queue is checked again after notifications are back on.
+            if event_idx {
+                vring
+                    .disable_notification()
+                    .map_err(|e| queue_error("disabling notifications", e))?;
+            }
+            loop {
+                let chain = vring
+                    .get_mut()
+                    .get_queue_mut()
+                    .pop_descriptor_chain(guard.clone());
+                let Some(chain) = chain else { break };
+                let head = chain.head_index();
+                let len = match self.answer(&guard, chain) {
+                    Ok(len) => len,
+                    Err(e) => {
+                        tracing::warn!(queue, error = %e, "malformed virtio-fs request");
+                        0
+                    }
+                };
+                vring
+                    .add_used(head, u32::try_from(len).unwrap_or(u32::MAX))
+                    .map_err(|e| queue_error("returning a descriptor", e))?;
+                if !event_idx
+                    || vring
+                        .needs_notification()
+                        .map_err(|e| queue_error("checking notifications", e))?
+                {
+                    vring.signal_used_queue()?;
                 }
-            };
-            vring
-                .add_used(head, u32::try_from(len).unwrap_or(u32::MAX))
-                .map_err(|e| io::Error::other(format!("returning a descriptor: {e}")))?;
-            answered += 1;
+            }
+            if !event_idx
+                || !vring
+                    .enable_notification()
+                    .map_err(|e| queue_error("enabling notifications", e))?
+            {
+                return Ok(());
+            }
         }
-        if answered > 0 {
-            vring.signal_used_queue()?;
-        }
-        Ok(())
     }
 
     fn answer(
@@ -121,6 +144,7 @@ impl VhostUserBackend for VirtioFsBackend {
     fn features(&self) -> u64 {
         (1 << VIRTIO_F_VERSION_1)
             | (1 << VIRTIO_RING_F_INDIRECT_DESC)
+            | (1 << VIRTIO_RING_F_EVENT_IDX)
             | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
     }
 
@@ -128,7 +152,9 @@ impl VhostUserBackend for VirtioFsBackend {
         VhostUserProtocolFeatures::MQ | VhostUserProtocolFeatures::REPLY_ACK
     }
 
-    fn set_event_idx(&self, _enabled: bool) {}
+    fn set_event_idx(&self, enabled: bool) {
+        self.event_idx.store(enabled, Ordering::Relaxed);
+    }
 
     fn update_memory(&self, memory: GuestMemory) -> io::Result<()> {
         *self.memory.write().unwrap_or_else(|p| p.into_inner()) = Some(memory);

@@ -113,6 +113,16 @@ impl StoreFs {
     /// Runs a request that may have to wait for the store on the
     /// filesystem's runtime, blocking this (queue) thread.
     fn wait<T>(&self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        {
+            // Answers from the caches are ready at the first poll: no
+            // runtime round trip for them.
+            let _enter = self.fs.runtime().enter();
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if let std::task::Poll::Ready(value) = work.as_mut().poll(&mut cx) {
+                return value;
+            }
+        }
         self.fs.runtime().block_on(work)
     }
 
