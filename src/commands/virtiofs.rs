@@ -27,8 +27,10 @@ pub struct FsArgs {
     /// Prefetch window of sequential readers, in bytes (0 turns it off).
     #[arg(long, default_value_t = cairn_fs::DEFAULT_WINDOW_BYTES)]
     window: u64,
-    /// Chunk cache size in MiB.
-    #[arg(long, default_value_t = 512)]
+    /// Chunk cache size in MiB. The guest's page cache holds what it read;
+    /// this only needs to hold the prefetch window and what several guests
+    /// share, and fresh memory costs a page fault per page.
+    #[arg(long, default_value_t = 64)]
     cache_mib: u64,
     /// Seconds before an unanswered backend request gives EIO.
     #[arg(long, default_value_t = 30)]
