@@ -293,3 +293,64 @@ fn the_daemon_outlives_or_follows_the_vm_powering_off() {
         wait_exit(&mut serving, Duration::from_secs(20)).expect("the daemon ignores SIGTERM");
     assert!(status.success(), "{}", stderr_of(&mut serving));
 }
+
+#[test]
+fn cloud_hypervisor_gets_its_command_line_and_a_clear_refusal_without_its_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let file = tmp.path().join("note");
+    std::fs::write(&file, b"note\n").unwrap();
+    let path = add(&store, &file);
+    let state = tmp.path().join("state");
+    let out = cairn(&store)
+        .args([
+            "boot",
+            "--vmm",
+            "cloud-hypervisor",
+            "--print-command",
+            "--state-dir",
+        ])
+        .arg(&state)
+        .args(["--closure", &path, "--", "cat", &path])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let vmm = printed.lines().nth(1).unwrap_or_default();
+    assert!(vmm.starts_with("cloud-hypervisor --kernel "), "{printed}");
+    assert!(vmm.contains(" --initramfs "), "{printed}");
+    assert!(vmm.contains(" --memory size=512M,shared=on "), "{printed}");
+    assert!(
+        vmm.contains(&format!(
+            " --fs tag=nixstore,socket={}/virtiofs.sock,",
+            state.display()
+        )),
+        "{printed}"
+    );
+    assert!(vmm.contains("cairn.cmd="), "{printed}");
+    assert!(
+        state.join("initrd.cpio.zst").is_file(),
+        "the initrd is kept"
+    );
+
+    // Without the binary on PATH it refuses before starting anything.
+    let out = cairn(&store)
+        .env("PATH", tmp.path())
+        .args([
+            "boot",
+            "--vmm",
+            "cloud-hypervisor",
+            "--closure",
+            &path,
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--print-command"),
+        "{}",
+        text(&out.stderr)
+    );
+}
