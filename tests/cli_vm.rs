@@ -354,3 +354,19 @@ fn cloud_hypervisor_gets_its_command_line_and_a_clear_refusal_without_its_binary
         text(&out.stderr)
     );
 }
+
+#[test]
+fn help_of_the_vm_commands() {
+    for command in ["virtiofs", "boot"] {
+        let out = Command::new(bin())
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command} --help: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains(&format!("Usage: cairn {command}")));
+    }
+}
