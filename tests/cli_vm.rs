@@ -201,7 +201,7 @@ fn wait_for_socket(socket: &Path) {
 fn run_vmm(line: &str) -> Output {
     Command::new("sh")
         .arg("-c")
-        .arg(format!("exec {line}"))
+        .arg(format!("exec timeout 240 {line}"))
         .stdin(Stdio::null())
         .output()
         .unwrap()
