@@ -24,6 +24,8 @@ const SUBCOMMANDS: &[&str] = &[
     "store",
     "mount",
     "eval",
+    "virtiofs",
+    "boot",
     "help",
 ];
 

@@ -53,6 +53,10 @@ enum Command {
     PathInfo(commands::path_info::PathInfoArgs),
     /// Mount the store as a read-only filesystem (foreground).
     Mount(commands::mount::MountArgs),
+    /// Serve the store to a microVM over vhost-user-fs (virtio-fs), read-only.
+    Virtiofs(commands::virtiofs::VirtiofsArgs),
+    /// Boot a microVM whose /nix/store is a closure served over virtio-fs, run a command in it.
+    Boot(Box<commands::boot::BootArgs>),
     /// Evaluate a Nix expression (as `nix-instantiate --eval`).
     Eval(Box<cairn_eval::cli::EvalArgs>),
     /// Operations on the store as a whole.
@@ -113,6 +117,8 @@ fn main() -> ExitCode {
             Command::Nar(command) => commands::nar::run(&location, command).await,
             Command::PathInfo(args) => commands::path_info::run(&location, args).await,
             Command::Mount(args) => commands::mount::run(&location, args).await,
+            Command::Virtiofs(args) => commands::virtiofs::run(&location, args).await,
+            Command::Boot(args) => commands::boot::run(&location, *args).await,
             Command::Store(StoreCommand::Verify) => commands::verify::run(&location).await,
             Command::Store(StoreCommand::ShowConfig) => commands::show_config::run(&location),
             Command::Eval(_) => unreachable!("handled before the runtime starts"),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod add;
+pub mod boot;
 pub mod cat;
 pub mod export;
 pub mod import;
@@ -10,6 +11,7 @@ pub mod nar;
 pub mod path_info;
 pub mod show_config;
 pub mod verify;
+pub mod virtiofs;
 
 use anyhow::Context;
 use cairn_castore::{CaStore, Digest, Node};
