@@ -279,12 +279,20 @@ pub fn object_key(prefix: &ObjectPath, kind: ObjectKind, digest: &Digest) -> Obj
         .join(hex.as_str())
 }
 
+/// Bytes of single-chunk blobs kept between their chunk map lookup and
+/// their read.
+const RECENT_CHUNK_BYTES: u64 = 32 << 20;
+
 /// Chunks, chunk maps and directories in an object store.
 pub struct ObjectStoreBackend {
     instance: String,
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     read_only: bool,
+    /// Single-chunk blobs fetched whole while looking up their chunk map,
+    /// kept briefly for the read that follows (one request per small file
+    /// instead of a HEAD and a GET).
+    recent_chunks: moka::sync::Cache<Digest, Bytes>,
     /// Sizes of directories known to be stored (saves a GET per child
     /// when directories are put bottom-up).
     directory_sizes: moka::sync::Cache<Digest, u64>,
@@ -302,6 +310,11 @@ impl ObjectStoreBackend {
             store,
             prefix,
             read_only: false,
+            recent_chunks: moka::sync::Cache::builder()
+                .max_capacity(RECENT_CHUNK_BYTES)
+                .weigher(|_, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+                .time_to_idle(Duration::from_secs(30))
+                .build(),
             directory_sizes: moka::sync::Cache::new(1 << 16),
         }
     }
@@ -387,6 +400,9 @@ impl ObjectStoreBackend {
 impl ChunkService for ObjectStoreBackend {
     #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance, chunk = %digest))]
     async fn get(&self, digest: &Digest) -> Result<Option<Bytes>, ChunkError> {
+        if let Some(data) = self.recent_chunks.get(digest) {
+            return Ok(Some(data));
+        }
         let key = object_key(&self.prefix, ObjectKind::Chunk, digest);
         match self.get_object(&key).await? {
             Some(data) => {
@@ -437,6 +453,26 @@ impl BlobService for ObjectStoreBackend {
 
     async fn list_chunk_maps(&self) -> Result<Vec<Digest>, BlobError> {
         Ok(self.list_kind(ObjectKind::ChunkMap).await?)
+    }
+
+    /// Most blobs are one chunk: fetch it whole (one request, and its bytes
+    /// are kept for the read that follows); only if there is no such chunk,
+    /// fetch the stored chunk map.
+    #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance, blob = %blob))]
+    async fn chunk_map(&self, blob: &Digest) -> Result<Option<ChunkMap>, BlobError> {
+        if *blob == Digest::empty() {
+            return Ok(Some(ChunkMap::default()));
+        }
+        if let Some(data) = ChunkService::get(self, blob).await? {
+            let size = u32::try_from(data.len())
+                .map_err(|_| BlobError::CorruptMap(*blob, "chunk larger than 4 GiB"))?;
+            self.recent_chunks.insert(*blob, data);
+            return Ok(Some(ChunkMap::new(vec![crate::ChunkRef {
+                digest: *blob,
+                size,
+            }])));
+        }
+        self.stored_chunk_map(blob).await
     }
 }
 
@@ -493,6 +529,60 @@ mod tests {
             key.as_ref(),
             format!("some/prefix/chunks/{}/{}/{hex}", &hex[..2], &hex[2..4])
         );
+    }
+
+    #[tokio::test]
+    async fn blobs_and_directories_round_trip_and_are_verified() {
+        let memory: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let backend = ObjectStoreBackend::new("t", memory.clone(), ObjectPath::from("p"));
+        let small = Bytes::from_static(b"one chunk");
+        let small_digest = Digest::of(&small);
+        ChunkService::put(&backend, small_digest, small.clone())
+            .await
+            .unwrap();
+        let map = backend.chunk_map(&small_digest).await.unwrap().unwrap();
+        assert_eq!(map.blob_size(), small.len() as u64);
+        assert_eq!(
+            ChunkService::get(&backend, &small_digest).await.unwrap(),
+            Some(small.clone())
+        );
+
+        let (a, b) = (Bytes::from_static(b"first"), Bytes::from_static(b"second"));
+        for c in [&a, &b] {
+            ChunkService::put(&backend, Digest::of(c), c.clone())
+                .await
+                .unwrap();
+        }
+        let big_map = ChunkMap::new(vec![
+            crate::ChunkRef {
+                digest: Digest::of(&a),
+                size: 5,
+            },
+            crate::ChunkRef {
+                digest: Digest::of(&b),
+                size: 6,
+            },
+        ]);
+        let blob = Digest::of(b"firstsecond");
+        backend.put_chunk_map(blob, &big_map).await.unwrap();
+        assert_eq!(backend.chunk_map(&blob).await.unwrap(), Some(big_map));
+        assert_eq!(
+            backend.chunk_map(&Digest::of(b"absent")).await.unwrap(),
+            None
+        );
+        assert_eq!(ChunkService::list(&backend).await.unwrap().len(), 3);
+
+        // Bytes changed behind the store's back are refused.
+        let key = object_key(&ObjectPath::from("p"), ObjectKind::Chunk, &Digest::of(&a));
+        memory
+            .put(&key, PutPayload::from_static(b"tampered"))
+            .await
+            .unwrap();
+        let fresh = ObjectStoreBackend::new("t", memory, ObjectPath::from("p"));
+        assert!(matches!(
+            ChunkService::get(&fresh, &Digest::of(&a)).await,
+            Err(ChunkError::Corrupt { .. })
+        ));
     }
 
     #[test]

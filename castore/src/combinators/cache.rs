@@ -115,6 +115,26 @@ impl BlobService for CacheStore<dyn BlobService> {
         Ok(Some(map))
     }
 
+    /// Near's answer if it has one, else far's (so far answers in its own
+    /// way, e.g. in one request); stored maps are written back.
+    #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance, blob = %blob))]
+    async fn chunk_map(&self, blob: &Digest) -> Result<Option<ChunkMap>, BlobError> {
+        match self.near.chunk_map(blob).await {
+            Ok(Some(map)) => return Ok(Some(map)),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(store = %self.instance, "near store failed: {e}"),
+        }
+        let Some(map) = self.far.chunk_map(blob).await? else {
+            return Ok(None);
+        };
+        if map.len() > 1
+            && let Err(e) = self.near.put_chunk_map(*blob, &map).await
+        {
+            log_write_back_failure(&self.instance, "a chunk map", &e);
+        }
+        Ok(Some(map))
+    }
+
     async fn put_chunk_map(&self, blob: Digest, map: &ChunkMap) -> Result<(), BlobError> {
         self.far.put_chunk_map(blob, map).await?;
         self.near.put_chunk_map(blob, map).await
