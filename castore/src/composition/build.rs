@@ -8,9 +8,9 @@ use std::time::Duration;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 
-use super::config::{Composition, CompositionError, StoreKind};
+use super::config::{Composition, CompositionError, Compression, StoreKind};
 use crate::backends::objectstore::{ObjectStoreBackend, is_read_only_url, open_url};
-use crate::backends::{LocalStore, MemoryStore};
+use crate::backends::{LocalStore, LocalStoreOptions, MemoryStore};
 use crate::combinators::{CacheStore, NegativeCache, PriorityStore, RaceStore};
 use crate::{BlobService, CaStore, ChunkerConfig, DirectoryService};
 
@@ -96,7 +96,7 @@ pub fn build(
                 })
         };
         let built = match kind {
-            StoreKind::Local { path } => {
+            StoreKind::Local { path, compression } => {
                 let dir = path
                     .clone()
                     .or_else(|| context.default_local_dir.clone())
@@ -105,7 +105,11 @@ pub fn build(
                         source: "a local store without a path, and no default store directory"
                             .into(),
                     })?;
-                let store = Arc::new(LocalStore::open(&dir).map_err(|e| open_err(alias, e))?);
+                let options = LocalStoreOptions {
+                    compress: *compression == Compression::Zstd,
+                };
+                let store =
+                    Arc::new(LocalStore::open_with(&dir, options).map_err(|e| open_err(alias, e))?);
                 BuiltStore {
                     blobs: store.clone(),
                     directories: store,

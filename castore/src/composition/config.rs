@@ -126,6 +126,21 @@ fn default_connect_timeout_ms() -> u64 {
     Remote::default().connect_timeout_ms
 }
 
+/// Compression of the chunks a local store writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Compression {
+    #[default]
+    None,
+    Zstd,
+}
+
+impl Compression {
+    fn is_none(&self) -> bool {
+        *self == Compression::None
+    }
+}
+
 /// One named store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
@@ -135,6 +150,11 @@ pub enum StoreKind {
     Local {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<PathBuf>,
+        /// How chunks written from now on are stored: `none` (the default:
+        /// raw, as files in a Nix store) or `zstd` (where it saves at least
+        /// 1/16; costs CPU on every import and cold read). Reads handle both.
+        #[serde(default, skip_serializing_if = "Compression::is_none")]
+        compression: Compression,
     },
     /// A store in memory, gone when the process ends.
     Memory {},

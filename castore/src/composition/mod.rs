@@ -41,4 +41,4 @@ pub mod config;
 pub mod url;
 
 pub use build::{BuildContext, BuiltStore, BuiltStores, build};
-pub use config::{Composition, CompositionError, StoreKind};
+pub use config::{Composition, CompositionError, Compression, StoreKind};

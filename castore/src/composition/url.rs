@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::config::{Composition, CompositionError, Remote, StoreKind};
+use super::config::{Composition, CompositionError, Compression, Remote, StoreKind};
 
 /// The root alias of a composition made from a URL.
 pub const URL_ROOT: &str = "main";
@@ -105,10 +105,22 @@ fn add_url(
             connect_timeout_ms: remote.connect_timeout_ms,
         }
     } else {
-        if let Some((key, _)) = query.first() {
-            return Err(err(format!(
-                "unknown parameter {key:?} for a {scheme} store"
-            )));
+        let mut compression = Compression::None;
+        for (key, value) in &query {
+            match (scheme, key.as_str(), value.as_str()) {
+                ("local", "compression", "none") => compression = Compression::None,
+                ("local", "compression", "zstd") => compression = Compression::Zstd,
+                ("local", "compression", other) => {
+                    return Err(err(format!(
+                        "compression={other:?}: a local store knows none and zstd"
+                    )));
+                }
+                _ => {
+                    return Err(err(format!(
+                        "unknown parameter {key:?} for a {scheme} store"
+                    )));
+                }
+            }
         }
         match scheme {
             "local" => {
@@ -123,7 +135,7 @@ fn add_url(
                         percent_decode(path).map_err(|reason| err(reason.into()))?,
                     ))
                 };
-                StoreKind::Local { path }
+                StoreKind::Local { path, compression }
             }
             "memory" => StoreKind::Memory {},
             other => {
@@ -184,7 +196,8 @@ mod tests {
         assert_eq!(
             c.stores["main-near"],
             StoreKind::Local {
-                path: Some("/var/cache/cairn".into())
+                path: Some("/var/cache/cairn".into()),
+                compression: Compression::None,
             }
         );
         let StoreKind::Objectstore {
@@ -217,8 +230,21 @@ mod tests {
         );
         assert_eq!(
             Composition::from_url("local://").expect("valid").stores["main"],
-            StoreKind::Local { path: None }
+            StoreKind::Local {
+                path: None,
+                compression: Compression::None,
+            }
         );
+        assert_eq!(
+            Composition::from_url("local:///srv/store?compression=zstd")
+                .expect("valid")
+                .stores["main"],
+            StoreKind::Local {
+                path: Some("/srv/store".into()),
+                compression: Compression::Zstd,
+            }
+        );
+        assert!(Composition::from_url("local://?compression=lz4").is_err());
     }
 
     #[test]
