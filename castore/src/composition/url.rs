@@ -125,7 +125,9 @@ fn add_url(
                         "true" | "1" => true,
                         "false" | "0" => false,
                         _ => {
-                            return Err(err(format!("require-sigs={value:?} is not true or false")));
+                            return Err(err(format!(
+                                "require-sigs={value:?} is not true or false"
+                            )));
                         }
                     }
                 }
