@@ -356,3 +356,25 @@ fn mounted_binary_cache_substitutes_paths_when_looked_up() {
     assert!(std::fs::metadata(mnt.join("00000000000000000000000000000000-nothing")).is_err());
     drop(mount);
 }
+
+#[test]
+fn local_store_in_front_of_a_binary_cache_keeps_substituted_paths() {
+    let env = Env::new();
+    let cache = env.make_cache("cache", "zstd");
+    let local = env.path("local-store");
+    let near = format!("local://{}", local.display())
+        .replace('/', "%2F")
+        .replace(':', "%3A");
+    let url = format!("{}&cache={near}", env.cache_url(&cache, &env.public_key));
+    let path = &env.paths[0];
+    run_ok(cairn().arg("--store").arg(&url).args(["path-info", path]));
+    // The cache can go away: the local store alone has the path and its contents.
+    std::fs::remove_dir_all(&cache).unwrap();
+    let out = run_ok(
+        cairn()
+            .arg("--store")
+            .arg(format!("local://{}", local.display()))
+            .args(["nar", "dump", path]),
+    );
+    assert!(out.stdout == env.nix_dump(path), "the NAR differs");
+}
