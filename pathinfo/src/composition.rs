@@ -113,6 +113,24 @@ pub fn instantiate(
                 member(inner)?,
                 Duration::from_millis(*ttl_ms),
             )),
+            StoreKind::BinaryCache {
+                url,
+                trusted_public_keys,
+                require_sigs,
+                negative_ttl_ms,
+                ..
+            } => crate::binary_cache::open_in_composition(
+                alias,
+                url,
+                trusted_public_keys,
+                *require_sigs,
+                Duration::from_millis(*negative_ttl_ms),
+                CaStore::new(
+                    store.blobs.clone(),
+                    store.directories.clone(),
+                    built.chunker,
+                ),
+            )?,
         };
         paths.insert(alias.to_string(), service);
     }

@@ -25,11 +25,14 @@
 //! - [`service`]: [`PathInfoService`] with memory, sqlite and object store
 //!   backends, and the castore combinators over PathInfo services;
 //! - [`path_info_text`]: the text form of a PathInfo in object stores;
+//! - [`binary_cache`]: a read-only PathInfoService over a Nix binary
+//!   cache, substituting paths into castore when they are looked up;
 //! - [`composition`]: a whole store (content and paths) from one
 //!   composition config or URL;
 //! - [`ingest`]: NAR -> castore, streaming, NAR hash computed on the way;
 //! - [`render`]: castore -> NAR with a sliding window of chunk fetches.
 
+pub mod binary_cache;
 pub mod composition;
 pub mod hash;
 pub mod ingest;

@@ -212,6 +212,26 @@ pub fn build(
                     local_dir: None,
                 }
             }
+            StoreKind::BinaryCache { content, .. } => {
+                let (blobs, directories): (Arc<dyn BlobService>, Arc<dyn DirectoryService>) =
+                    match content {
+                        Some(content) => {
+                            let content = member(content)?;
+                            (content.blobs, content.directories)
+                        }
+                        None => {
+                            let store = Arc::new(MemoryStore::new());
+                            (store.clone(), store)
+                        }
+                    };
+                BuiltStore {
+                    blobs,
+                    directories,
+                    object_store: None,
+                    read_only: false,
+                    local_dir: None,
+                }
+            }
         };
         stores.insert(alias.to_string(), built);
     }

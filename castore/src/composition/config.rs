@@ -193,6 +193,26 @@ pub enum StoreKind {
         #[serde(default = "default_negative_ttl")]
         ttl_ms: u64,
     },
+    /// A Nix binary cache (`file:///dir`, `http(s)://host/prefix`), read
+    /// only: paths are substituted when looked up. `trusted_public_keys`
+    /// in Nix's `name:base64` form; `require_sigs = false` accepts
+    /// unsigned paths; contents are ingested into the store `content`
+    /// (memory without it); absent paths are remembered `negative_ttl_ms`.
+    BinaryCache {
+        url: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        trusted_public_keys: Vec<String>,
+        #[serde(default = "default_require_sigs")]
+        require_sigs: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+        #[serde(default = "default_negative_ttl")]
+        negative_ttl_ms: u64,
+    },
+}
+
+fn default_require_sigs() -> bool {
+    true
 }
 
 fn default_negative_ttl() -> u64 {
@@ -211,6 +231,7 @@ impl StoreKind {
                 stores.iter().map(String::as_str).collect()
             }
             StoreKind::NegativeCache { inner, .. } => vec![inner],
+            StoreKind::BinaryCache { content, .. } => content.iter().map(String::as_str).collect(),
         }
     }
 
@@ -245,6 +266,7 @@ impl StoreKind {
             StoreKind::Priority { .. } => "priority",
             StoreKind::Race { .. } => "race",
             StoreKind::NegativeCache { .. } => "negative-cache",
+            StoreKind::BinaryCache { .. } => "binary-cache",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! | `local:///DIR` | the embedded local store in DIR |
 //! | `memory://` | an in-memory store |
 //! | `objectstore+SCHEME://...` | an object store at `SCHEME://...` (s3, gs, az, http, https, file, memory) |
+//! | `file:///DIR`, `http(s)://HOST/...` | a Nix binary cache, read only (`trusted-public-keys=`, `require-sigs=false`, `negative-ttl-ms=`) |
 //!
 //! Query parameters: `cache=OTHER_URL` puts the store OTHER_URL names in
 //! front of this one (a `cache` store; percent-encode OTHER_URL's own `?`
@@ -68,6 +69,12 @@ fn add_url(
             },
         );
         add_url(far.as_str(), &far_alias, stores)?;
+        // A binary cache substitutes straight into the store in front of it.
+        if let Some(StoreKind::BinaryCache { content, .. }) = stores.get_mut(&far_alias)
+            && content.is_none()
+        {
+            *content = Some(near.clone());
+        }
         return add_url(&near_url, &near, stores);
     }
     let scheme = parsed.scheme();
@@ -103,6 +110,47 @@ fn add_url(
             retry_timeout_ms: remote.retry_timeout_ms,
             request_timeout_ms: remote.request_timeout_ms,
             connect_timeout_ms: remote.connect_timeout_ms,
+        }
+    } else if matches!(scheme, "file" | "http" | "https") {
+        let mut trusted_public_keys = Vec::new();
+        let mut require_sigs = true;
+        let mut negative_ttl_ms = 2000;
+        for (key, value) in query {
+            match key.as_str() {
+                "trusted-public-keys" => {
+                    trusted_public_keys.extend(value.split_whitespace().map(str::to_string))
+                }
+                "require-sigs" => {
+                    require_sigs = match value.as_str() {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        _ => {
+                            return Err(err(format!(
+                                "require-sigs={value:?} is not true or false"
+                            )));
+                        }
+                    }
+                }
+                "negative-ttl-ms" => {
+                    negative_ttl_ms = value
+                        .parse()
+                        .map_err(|_| err(format!("{key}={value:?} is not a whole number")))?
+                }
+                _ => {
+                    return Err(err(format!(
+                        "unknown parameter {key:?} for a binary cache (known: trusted-public-keys, require-sigs, negative-ttl-ms, cache)"
+                    )));
+                }
+            }
+        }
+        let mut cache_url = parsed.clone();
+        cache_url.set_query(None);
+        StoreKind::BinaryCache {
+            url: cache_url.to_string(),
+            trusted_public_keys,
+            require_sigs,
+            content: None,
+            negative_ttl_ms,
         }
     } else {
         let mut compression = Compression::None;
@@ -140,7 +188,7 @@ fn add_url(
             "memory" => StoreKind::Memory {},
             other => {
                 return Err(err(format!(
-                    "unknown kind of store {other:?} (known: local://, memory://, objectstore+SCHEME://)"
+                    "unknown kind of store {other:?} (known: local://, memory://, objectstore+SCHEME://, file://, http(s)://)"
                 )));
             }
         }

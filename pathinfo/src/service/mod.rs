@@ -34,6 +34,8 @@ pub enum PathInfoError {
     Corrupt { path: String, reason: String },
     #[error("{0}")]
     Backend(#[from] cairn_castore::BackendError),
+    #[error("{0}")]
+    BinaryCache(std::sync::Arc<crate::binary_cache::BinaryCacheError>),
 }
 
 /// PathInfo by store path.
