@@ -336,17 +336,21 @@ impl ChunkSink {
         let task = self.handle.spawn(async move {
             let digests: Vec<Digest> = batch.chunks.iter().map(|(d, _)| *d).collect();
             blobs.chunks().prepare(&digests).await;
-            let mut result = Ok(());
-            for (digest, data) in batch.chunks {
-                let len = data.len();
-                if result.is_ok()
-                    && let Err(e) = blobs.chunks().put(digest, data).await
-                {
-                    result = Err(BlobError::from(e));
-                }
+            // All puts of the batch at once: the store commits them together.
+            let lens: Vec<usize> = batch.chunks.iter().map(|(_, d)| d.len()).collect();
+            let puts = batch
+                .chunks
+                .into_iter()
+                .map(|(digest, data)| blobs.chunks().put(digest, data));
+            let results = futures::future::join_all(puts).await;
+            for len in lens {
                 budget.release(len);
             }
-            result
+            results
+                .into_iter()
+                .collect::<Result<Vec<()>, _>>()
+                .map(|_| ())
+                .map_err(BlobError::from)
         });
         self.tasks
             .lock()
