@@ -91,7 +91,13 @@ impl Listing {
 }
 
 /// A listing of the root and when it was taken.
-type RootSnapshot = (std::time::Instant, Arc<Vec<(Name, Node)>>);
+/// A listing of the root, when it was taken, and when the root's entries
+/// were last seen to change (the root's mtime).
+struct RootSnapshot {
+    taken: std::time::Instant,
+    entries: Arc<Vec<(Name, Node)>>,
+    changed: std::time::SystemTime,
+}
 
 struct DirHandle {
     ino: u64,
@@ -491,16 +497,37 @@ impl CairnFs {
     async fn root_snapshot(&self, renew: bool) -> Result<Arc<Vec<(Name, Node)>>, FsError> {
         {
             let snapshot = self.root_snapshot.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((taken, entries)) = snapshot.as_ref()
-                && (!renew || taken.elapsed() < ROOT_SNAPSHOT_TTL)
+            if let Some(s) = snapshot.as_ref()
+                && (!renew || s.taken.elapsed() < ROOT_SNAPSHOT_TTL)
             {
-                return Ok(entries.clone());
+                return Ok(s.entries.clone());
             }
         }
         let entries = Arc::new(self.list_root().await?);
-        *self.root_snapshot.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((std::time::Instant::now(), entries.clone()));
+        let mut snapshot = self.root_snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = match snapshot.as_ref() {
+            Some(old) if old.entries == entries => old.changed,
+            _ => std::time::SystemTime::now(),
+        };
+        *snapshot = Some(RootSnapshot {
+            taken: std::time::Instant::now(),
+            entries: entries.clone(),
+            changed,
+        });
         Ok(entries)
+    }
+
+    /// When the root's entries last changed, as far as a listing at most
+    /// [`ROOT_SNAPSHOT_TTL`] old shows: a transport gives it as the root's
+    /// mtime, so that a kernel's cached listing of the root is dropped when
+    /// (and only when) store paths come or go.
+    pub async fn root_mtime(&self) -> Result<std::time::SystemTime, FsError> {
+        self.root_snapshot(true).await?;
+        let snapshot = self.root_snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(snapshot
+            .as_ref()
+            .map(|s| s.changed)
+            .unwrap_or(std::time::UNIX_EPOCH))
     }
 
     /// The root source's entries (none when listing is switched off), sorted.

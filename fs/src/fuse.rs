@@ -107,17 +107,17 @@ fn file_attr(attr: &Attr) -> FileAttr {
     }
 }
 
-/// How long the kernel keeps the root's attributes. Each refresh gives the
-/// root a new mtime, which drops the kernel's cached root listing: store
-/// paths added while mounted show up within about this long.
+/// How long the kernel keeps the root's attributes. A refresh that finds
+/// the root's entries changed gives it a new mtime, which drops the
+/// kernel's cached root listing: store paths added or removed while mounted
+/// show up within about this long (plus the core's snapshot age).
 const ROOT_ATTR_TTL: Duration = Duration::from_secs(1);
 
-/// The root's attributes, with the current time as its mtime (its entries
-/// may change at any time).
-fn root_file_attr(attr: &Attr) -> FileAttr {
+/// The root's attributes, with the time its entries last changed as mtime.
+fn root_file_attr(attr: &Attr, mtime: SystemTime) -> FileAttr {
     let mut out = file_attr(attr);
-    out.mtime = SystemTime::now();
-    out.ctime = out.mtime;
+    out.mtime = mtime;
+    out.ctime = mtime;
     out
 }
 
@@ -206,8 +206,19 @@ impl Filesystem for FuseFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if ino.0 == ROOT_INO {
+            let fs = self.fs.clone();
+            self.run(async move {
+                match (fs.getattr(ROOT_INO), fs.root_mtime().await) {
+                    (Ok(attr), Ok(mtime)) => {
+                        reply.attr(&ROOT_ATTR_TTL, &root_file_attr(&attr, mtime))
+                    }
+                    (Err(e), _) | (_, Err(e)) => reply.error(errno(&e)),
+                }
+            });
+            return;
+        }
         match self.fs.getattr(ino.0) {
-            Ok(attr) if ino.0 == ROOT_INO => reply.attr(&ROOT_ATTR_TTL, &root_file_attr(&attr)),
             Ok(attr) => reply.attr(&self.ttl, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
         }
