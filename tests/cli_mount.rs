@@ -2,6 +2,8 @@
 //! foreground ended by SIGTERM, and `mount -t fuse.cairn` / an fstab line
 //! through fuse3's mount.fuse3 helper. Needs root and /dev/fuse.
 
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -72,21 +74,6 @@ fn add(store: &Path, tree: &Path) -> String {
     path.rsplit('/').next().unwrap().to_string()
 }
 
-fn same_tree(a: &Path, b: &Path) {
-    let status = Command::new("diff")
-        .args(["-r", "--no-dereference"])
-        .arg(a)
-        .arg(b)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{a:?} differs from {b:?}");
-    let mode = std::fs::metadata(b.join("bin/hello"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_ne!(mode & 0o111, 0, "executable bit lost");
-}
-
 #[test]
 fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
     if !can_mount() {
@@ -111,7 +98,7 @@ fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     wait_for(|| is_mounted(&mountpoint), "the mount");
-    same_tree(&tree, &mountpoint.join(&base));
+    common::same_tree(&tree, &mountpoint.join(&base));
     let listed: Vec<_> = std::fs::read_dir(&mountpoint)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -211,7 +198,7 @@ fn mount_t_fuse_cairn_and_fstab() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(is_mounted(&mountpoint));
-    same_tree(&tree, &mountpoint.join(&base));
+    common::same_tree(&tree, &mountpoint.join(&base));
     assert!(
         Command::new("umount")
             .arg(&mountpoint)
@@ -243,7 +230,7 @@ fn mount_t_fuse_cairn_and_fstab() {
         "mount -T: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    same_tree(&tree, &mountpoint.join(&base));
+    common::same_tree(&tree, &mountpoint.join(&base));
     assert!(
         Command::new("umount")
             .arg(&mountpoint)

@@ -114,21 +114,6 @@ fn make_tree(root: &Path) {
     std::os::unix::fs::symlink("../bin/hello", root.join("share/link")).unwrap();
 }
 
-fn same_tree(a: &Path, b: &Path) {
-    let status = Command::new("diff")
-        .args(["-r", "--no-dereference"])
-        .arg(a)
-        .arg(b)
-        .status()
-        .unwrap();
-    assert!(status.success(), "{a:?} differs from {b:?}");
-    let mode = std::fs::metadata(b.join("bin/hello"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_ne!(mode & 0o111, 0, "executable bit lost");
-}
-
 fn base_name(store_path: &str) -> String {
     store_path
         .trim()
@@ -250,7 +235,7 @@ options = {{ region = "us-east-1", endpoint = "http://127.0.0.1:{port}", allow_h
     let mountpoint = tmp.path().join("mnt");
     {
         let _mount = Mount::start(config.to_str().unwrap(), &mountpoint, &[]);
-        same_tree(&tree, &mountpoint.join(&path));
+        common::same_tree(&tree, &mountpoint.join(&path));
     }
 
     // What was read from S3 was written back to the near store: on its own
@@ -268,7 +253,7 @@ options = {{ region = "us-east-1", endpoint = "http://127.0.0.1:{port}", allow_h
         digest.trim(),
         export.to_str().unwrap(),
     ]);
-    same_tree(&tree, &export);
+    common::same_tree(&tree, &export);
 }
 
 #[test]
@@ -328,7 +313,7 @@ fn an_s3_outage_gives_eio_within_the_timeout_and_reads_resume_after_it() {
     let mut all = Vec::new();
     file.read_to_end(&mut all).unwrap();
     assert!(all == expected, "big.bin differs after the outage");
-    same_tree(&tree, &root);
+    common::same_tree(&tree, &root);
 }
 
 #[test]
@@ -385,7 +370,7 @@ fn the_http_backend_reads_a_store_published_by_a_static_web_server() {
 
     let mountpoint = tmp.path().join("mnt");
     let _mount = Mount::start(&http_url, &mountpoint, &["--no-list-root"]);
-    same_tree(&tree, &mountpoint.join(&path));
+    common::same_tree(&tree, &mountpoint.join(&path));
 }
 
 #[test]
