@@ -322,20 +322,10 @@ impl LocalStore {
             let tx = conn.unchecked_transaction()?;
             let mut found = Vec::with_capacity(missing.len());
             {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT pack, offset, stored_len, size, compressed FROM chunks WHERE digest = ?1",
-                )?;
+                let mut stmt = tx.prepare_cached(CHUNK_ENTRY_BY_DIGEST)?;
                 for digest in &missing {
                     let entry = stmt
-                        .query_row([digest.as_bytes().as_slice()], |row| {
-                            Ok(ChunkEntry {
-                                pack: row.get(0)?,
-                                offset: row.get::<_, i64>(1)? as u64,
-                                stored_len: row.get(2)?,
-                                size: row.get(3)?,
-                                compressed: row.get(4)?,
-                            })
-                        })
+                        .query_row([digest.as_bytes().as_slice()], chunk_entry_of_row)
                         .optional()?;
                     if let Some(entry) = entry {
                         found.push((**digest, entry));
@@ -362,19 +352,9 @@ impl LocalStore {
         digest: &Digest,
     ) -> Result<Option<ChunkEntry>, LocalStoreError> {
         self.with_reader(|conn| {
-            conn.prepare_cached(
-                "SELECT pack, offset, stored_len, size, compressed FROM chunks WHERE digest = ?1",
-            )?
-            .query_row([digest.as_bytes().as_slice()], |row| {
-                Ok(ChunkEntry {
-                    pack: row.get(0)?,
-                    offset: row.get::<_, i64>(1)? as u64,
-                    stored_len: row.get(2)?,
-                    size: row.get(3)?,
-                    compressed: row.get(4)?,
-                })
-            })
-            .optional()
+            conn.prepare_cached(CHUNK_ENTRY_BY_DIGEST)?
+                .query_row([digest.as_bytes().as_slice()], chunk_entry_of_row)
+                .optional()
         })
     }
 
@@ -549,6 +529,21 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), LocalStoreError> {
         .map_err(err)?;
     }
     Ok(())
+}
+
+/// The index entry of one chunk, by digest.
+const CHUNK_ENTRY_BY_DIGEST: &str =
+    "SELECT pack, offset, stored_len, size, compressed FROM chunks WHERE digest = ?1";
+
+/// A row of [`CHUNK_ENTRY_BY_DIGEST`].
+fn chunk_entry_of_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ChunkEntry> {
+    Ok(ChunkEntry {
+        pack: row.get(0)?,
+        offset: row.get::<_, i64>(1)? as u64,
+        stored_len: row.get(2)?,
+        size: row.get(3)?,
+        compressed: row.get(4)?,
+    })
 }
 
 /// Pack bytes after which written data is handed to the disk in the
