@@ -11,7 +11,11 @@
 #
 # Also the CPU time each daemon used per boot (user + system).
 #
-# Env: RUNS (default 5), SIZE_MIB (default 256).
+# Env: RUNS (default 5), SIZE_MIB (default 256); CAIRN_BIN=PATH uses that
+# cairn binary instead of building one; CAIRN_BASELINE=PATH also boots an
+# earlier cairn binary, alternating with the other two (a before/after
+# comparison under the same machine load); PROFILE=FILE records one more
+# boot of cairn's daemon with `perf record --call-graph dwarf` into FILE.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${RUNS:-5}
@@ -31,8 +35,13 @@ if [ ! -x "$virtiofsd" ]; then
   cargo install virtiofsd --locked --root "$cache/virtiofsd" >&2
 fi
 kernel="$(scripts/fetch-kernel)"
-cargo build --release --bin cairn >&2
-cairn="${CARGO_TARGET_DIR:-target}/release/cairn"
+if [ -n "${CAIRN_BIN:-}" ]; then
+  cairn=$CAIRN_BIN
+else
+  cargo build --release --bin cairn >&2
+  cairn="${CARGO_TARGET_DIR:-target}/release/cairn"
+fi
+baseline=${CAIRN_BASELINE:-}
 
 work=$(mktemp -d)
 daemon_pid=
@@ -62,8 +71,11 @@ socket="$state/virtiofs.sock"
 start_daemon() {
   rm -f "$socket"
   local timed=(/usr/bin/time -f "%U %S" -o "$work/daemon.cpu")
+  local profiled=()
+  [ -n "${2:-}" ] && profiled=(perf record -q -F 999 --call-graph dwarf -o "$2" --)
   case "$1" in
-    cairn) "${timed[@]}" "$cairn" --store-dir "$store" virtiofs --socket "$socket" --closure "$path" 2>"$work/daemon.log" & ;;
+    baseline) "${timed[@]}" "$baseline" --store-dir "$store" virtiofs --socket "$socket" --closure "$path" 2>"$work/daemon.log" & ;;
+    cairn) "${timed[@]}" "${profiled[@]}" "$cairn" --store-dir "$store" virtiofs --socket "$socket" --closure "$path" 2>"$work/daemon.log" & ;;
     virtiofsd) "${timed[@]}" "$virtiofsd" --socket-path "$socket" --shared-dir "$work/export" --cache auto \
                  --sandbox none --readonly 2>"$work/daemon.log" & ;;
   esac
@@ -72,9 +84,9 @@ start_daemon() {
   echo "$1 did not create its socket" >&2; cat "$work/daemon.log" >&2; exit 1
 }
 
-# One boot: prints "<boot-to-command ms> <read MiB/s>".
+# One boot: prints "<boot-to-command ms> <read MiB/s> <daemon CPU s>".
 boot_once() {
-  start_daemon "$1"
+  start_daemon "$1" "${2:-}"
   local t_start t_ready out
   t_start=$(date +%s%N)
   out="$work/console"
@@ -101,31 +113,56 @@ boot_once() {
     '{ d = $3 - $2; if (d <= 0) d = 0.01; printf "%d %.1f %s\n", ms, mib / d, cpu }'
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "warm-up boots (host caches)..." >&2
 boot_once cairn >/dev/null
 boot_once virtiofsd >/dev/null
-: >"$work/cairn.txt"; : >"$work/virtiofsd.txt"
+[ -n "$baseline" ] && boot_once baseline >/dev/null
+: >"$work/cairn.txt"; : >"$work/virtiofsd.txt"; : >"$work/baseline.txt"
 for i in $(seq 1 "$runs"); do
   echo "run $i/$runs" >&2
   boot_once cairn >>"$work/cairn.txt"
   boot_once virtiofsd >>"$work/virtiofsd.txt"
+  [ -n "$baseline" ] && boot_once baseline >>"$work/baseline.txt"
 done
+if [ -n "${PROFILE:-}" ]; then
+  echo "profiled boot (perf record into $PROFILE)" >&2
+  boot_once cairn "$PROFILE" >&2
+fi
 
-c_boot=$(cut -d' ' -f1 "$work/cairn.txt" | median); v_boot=$(cut -d' ' -f1 "$work/virtiofsd.txt" | median)
-c_read=$(cut -d' ' -f2 "$work/cairn.txt" | median); v_read=$(cut -d' ' -f2 "$work/virtiofsd.txt" | median)
-c_cpu=$(cut -d' ' -f3 "$work/cairn.txt" | median); v_cpu=$(cut -d' ' -f3 "$work/virtiofsd.txt" | median)
+# "<median> (<min>-<max>)" of column $1 of file $2.
+stat() { cut -d' ' -f"$1" "$2" | sort -n | awk '{ a[NR] = $1 } END {
+  m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2; printf "%s (%s-%s)", m, a[1], a[NR] }'; }
+gib=$(awk -v m="$size_mib" 'BEGIN { print m / 1024 }')
+# Daemon CPU seconds per GiB read (the boot's CPU, lookups included).
+per_gib() { awk -v g="$gib" '{ printf "%.2f\n", $3 / g }' "$1" >"$1.gib"; }
+daemons=(cairn virtiofsd)
+[ -n "$baseline" ] && daemons+=(baseline)
+for d in "${daemons[@]}"; do per_gib "$work/$d.txt"; done
+
 echo
-echo "each run (boot-to-command ms, read MiB/s, daemon CPU s):"
-paste -d' ' <(sed 's/^/cairn /' "$work/cairn.txt") <(sed 's/^/| virtiofsd /' "$work/virtiofsd.txt")
+echo "each boot (boot-to-command ms, read MiB/s, daemon CPU s):"
+for d in "${daemons[@]}"; do sed "s/^/$d /" "$work/$d.txt"; done
 echo
-echo "QEMU -accel tcg, 1 vCPU, ${size_mib} MiB file, median of $runs boots each"
-printf '%-28s %14s %14s %10s\n' metric "cairn" "virtiofsd" "ratio"
-printf '%-28s %14s %14s %10s\n' "boot to command (ms)" "$c_boot" "$v_boot" \
-  "$(awk -v a="$c_boot" -v b="$v_boot" 'BEGIN { printf "%.2fx", a / b }')"
-printf '%-28s %14s %14s %10s\n' "sequential read (MiB/s)" "$c_read" "$v_read" \
-  "$(awk -v a="$c_read" -v b="$v_read" 'BEGIN { printf "%.2fx", b / a }')"
-printf '%-28s %14s %14s %10s\n' "daemon CPU per boot (s)" "$c_cpu" "$v_cpu" \
-  "$(awk -v a="$c_cpu" -v b="$v_cpu" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "-" }')"
+echo "QEMU -accel tcg, 1 vCPU, ${size_mib} MiB file; median (min-max) of $runs boots each"
+header=$(printf '%-30s %-20s %-20s %8s' metric cairn virtiofsd ratio)
+[ -n "$baseline" ] && header+=$(printf ' %-20s %8s' baseline "ratio")
+echo "$header"
+# row NAME COLUMN FILE-SUFFIX HIGHER-IS-BETTER (empty: lower is better)
+row() {
+  local name=$1 col=$2 suffix=$3 higher=$4 line c v
+  c=$(stat "$col" "$work/cairn.txt$suffix"); v=$(stat "$col" "$work/virtiofsd.txt$suffix")
+  ratio() { awk -v a="${1%% *}" -v b="${2%% *}" -v h="$higher" \
+    'BEGIN { if (h) { t = a; a = b; b = t } if (b > 0) printf "%.2fx", a / b; else print "-" }'; }
+  line=$(printf '%-30s %-20s %-20s %8s' "$name" "$c" "$v" "$(ratio "$c" "$v")")
+  if [ -n "$baseline" ]; then
+    local b; b=$(stat "$col" "$work/baseline.txt$suffix")
+    line+=$(printf ' %-20s %8s' "$b" "$(ratio "$b" "$v")")
+  fi
+  echo "$line"
+}
+row "boot to command (ms)" 1 "" ""
+row "sequential read (MiB/s)" 2 "" 1
+row "daemon CPU per boot (s)" 3 "" ""
+row "daemon CPU per GiB read (s)" 1 .gib ""
 echo "(ratios: cairn / virtiofsd in time or CPU; <= 1.10x is the target)"

@@ -20,7 +20,7 @@ use tokio::runtime::Handle;
 use tracing::Instrument;
 
 use crate::inode::{InodeData, InodeTable, ROOT_INO};
-use crate::reader::{ChunkCache, OpenFile, with_timeout};
+use crate::reader::{ChunkCache, OpenFile, ReadSlices, concat, with_timeout};
 use crate::{FsError, FsOptions, RootSource};
 
 /// The extended attribute holding the castore digest of a file or directory.
@@ -137,6 +137,8 @@ pub struct FsStats {
     pub reads: u64,
     /// Bytes returned by those reads.
     pub read_bytes: u64,
+    /// Chunks fetched from the store (chunk cache misses and prefetches).
+    pub chunk_fetches: u64,
 }
 
 fn attr_of(ino: u64, node: &Node) -> Attr {
@@ -266,6 +268,7 @@ impl CairnFs {
         FsStats {
             reads: self.reads.load(Ordering::Relaxed),
             read_bytes: self.read_bytes.load(Ordering::Relaxed),
+            chunk_fetches: self.chunks.fetches(),
         }
     }
 
@@ -648,17 +651,29 @@ impl CairnFs {
     }
 
     /// Reads up to `size` bytes at `offset` of open file `fh` (fewer only at
-    /// the end of the file).
+    /// the end of the file), as one buffer.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
+        self.read_slices(fh, offset, size).await.map(concat)
+    }
+
+    /// [`CairnFs::read`] as slices of the cached chunks, in order, for
+    /// transports that can write them out one after another without
+    /// joining them first.
+    pub async fn read_slices(
+        &self,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<ReadSlices, FsError> {
         let file = self.file_handle(fh)?;
         let span = tracing::debug_span!("read", fh, offset, size);
         file.read(&self.chunks, offset, size, self.options.window_bytes)
             .instrument(span)
             .await
-            .inspect(|data| {
+            .inspect(|slices| {
                 self.reads.fetch_add(1, Ordering::Relaxed);
-                self.read_bytes
-                    .fetch_add(data.len() as u64, Ordering::Relaxed);
+                let len: usize = slices.iter().map(Bytes::len).sum();
+                self.read_bytes.fetch_add(len as u64, Ordering::Relaxed);
             })
             .inspect_err(|e| {
                 tracing::error!(

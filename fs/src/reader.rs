@@ -9,6 +9,7 @@
 //! they are verified again here. A failed fetch is not cached: the next read
 //! tries again.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,24 @@ pub struct ChunkCache {
     verify: bool,
     prefetch_slots: Arc<Semaphore>,
     runtime: Handle,
+    fetches: AtomicU64,
+}
+
+/// The bytes of one read, in order: slices of cached chunks (no copy).
+pub type ReadSlices = Vec<Bytes>;
+
+/// The slices of one read as one buffer (a copy unless there is one slice).
+pub fn concat(slices: ReadSlices) -> Bytes {
+    match <[Bytes; 1]>::try_from(slices) {
+        Ok([one]) => one,
+        Err(slices) => {
+            let mut out = BytesMut::with_capacity(slices.iter().map(Bytes::len).sum());
+            for slice in &slices {
+                out.extend_from_slice(slice);
+            }
+            out.freeze()
+        }
+    }
 }
 
 /// Runs backend request `fut` with a deadline.
@@ -58,9 +77,14 @@ impl ChunkCache {
     ) -> ChunkCache {
         ChunkCache {
             blobs,
+            // LRU, not moka's default TinyLFU admission: a prefetched chunk
+            // has been seen once, the chunks already read twice, so once the
+            // cache is full TinyLFU would turn the prefetched chunks away and
+            // each read would fetch and verify its chunks again.
             cache: moka::future::Cache::builder()
                 .max_capacity(cache_bytes)
                 .weigher(|_, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+                .eviction_policy(moka::policy::EvictionPolicy::lru())
                 .build(),
             maps: moka::future::Cache::builder()
                 .max_capacity(1 << 20)
@@ -70,6 +94,7 @@ impl ChunkCache {
             verify,
             prefetch_slots: Arc::new(Semaphore::new(prefetch_concurrency.max(1))),
             runtime,
+            fetches: AtomicU64::new(0),
         }
     }
 
@@ -95,12 +120,14 @@ impl ChunkCache {
     pub async fn chunk(&self, blob: Digest, chunk: ChunkRef) -> Result<Bytes, FsError> {
         let blobs = self.blobs.clone();
         let (timeout, verify) = (self.timeout, self.verify);
+        let fetches = &self.fetches;
         self.cache
             .try_get_with(chunk.digest, async move {
                 // Yield first: a read polled on a transport thread (see
                 // `crate::fuse`) moves to the runtime before fetching and
                 // verifying chunk data; only cache hits are answered inline.
                 tokio::task::yield_now().await;
+                fetches.fetch_add(1, Ordering::Relaxed);
                 with_timeout("fetching a chunk", timeout, async {
                     let data = match fetch_chunk(blobs.as_ref(), blob, chunk).await {
                         Ok(data) => data,
@@ -152,6 +179,11 @@ impl ChunkCache {
     /// Bytes cached now.
     pub fn cached_bytes(&self) -> u64 {
         self.cache.weighted_size()
+    }
+
+    /// Chunks fetched from the store so far (cache misses, prefetches included).
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
     }
 }
 
@@ -229,41 +261,36 @@ impl OpenFile {
 
     /// Reads up to `size` bytes at `offset`: the chunks it covers are fetched
     /// concurrently; a sequential reader's next `window` bytes are prefetched.
+    /// The bytes come back as slices of the cached chunks, uncopied.
     pub async fn read(
         &self,
         cache: &Arc<ChunkCache>,
         offset: u64,
         size: u32,
         window: u64,
-    ) -> Result<Bytes, FsError> {
+    ) -> Result<ReadSlices, FsError> {
         let blob_size = self.size();
         if offset >= blob_size || size == 0 {
-            return Ok(Bytes::new());
+            return Ok(ReadSlices::new());
         }
         let end = offset.saturating_add(u64::from(size)).min(blob_size);
         let (Some(first), Some(last)) = (self.map.chunk_at(offset), self.map.chunk_at(end - 1))
         else {
-            return Ok(Bytes::new());
+            return Ok(ReadSlices::new());
         };
         let chunks = self.map.chunks();
         for index in self.record(offset, end, window) {
             cache.prefetch(self.blob, chunks[index]);
         }
         let fetches = (first..=last).map(|i| cache.chunk(self.blob, chunks[i]));
-        let datas = try_join_all(fetches).await?;
-        if let [data] = datas.as_slice() {
-            let start = (offset - self.map.start(first)) as usize;
-            let stop = (end - self.map.start(first)) as usize;
-            return Ok(data.slice(start..stop));
-        }
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
-        for (i, data) in (first..=last).zip(&datas) {
+        let mut datas = try_join_all(fetches).await?;
+        for (i, data) in (first..=last).zip(&mut datas) {
             let chunk_start = self.map.start(i);
             let from = offset.saturating_sub(chunk_start) as usize;
             let to = ((end - chunk_start) as usize).min(data.len());
-            out.extend_from_slice(&data[from..to]);
+            *data = data.slice(from..to);
         }
-        Ok(out.freeze())
+        Ok(datas)
     }
 }
 

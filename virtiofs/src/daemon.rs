@@ -120,10 +120,11 @@ impl Listening {
                 )) => {}
                 Err(e) => return Err(VirtioFsError::Serve(e.to_string())),
             }
-            let core = backend.fs().core();
+            let stats = backend.fs().core().stats();
             tracing::info!(
-                reads = core.stats().reads,
-                read_bytes = core.stats().read_bytes,
+                reads = stats.reads,
+                read_bytes = stats.read_bytes,
+                chunk_fetches = stats.chunk_fetches,
                 "VMM disconnected"
             );
             if !self.options.keep_serving {
