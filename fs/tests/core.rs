@@ -205,6 +205,33 @@ fn sequential_reads_prefetch_and_random_reads_do_not() {
 }
 
 #[test]
+fn reads_as_slices_equal_reads_as_one_buffer() {
+    let (rt, imported, fs) = core(FsOptions::default());
+    let orig = std::fs::read(imported.src.path().join(HELLO).join("lib/libbig.so")).expect("orig");
+    let hello = rt.block_on(fs.lookup(1, HELLO.as_bytes())).expect("hello");
+    let lib = rt.block_on(fs.lookup(hello.ino, b"lib")).expect("lib");
+    let big = rt.block_on(fs.lookup(lib.ino, b"libbig.so")).expect("big");
+    let fh = rt.block_on(fs.open(big.ino)).expect("open");
+    let len = orig.len() as u64;
+    for (offset, size) in [
+        (0, 1u32 << 20),
+        (12_345, 1 << 20),
+        (len - 100_000, 1 << 20),
+        (70_000, 3),
+        (len, 10),
+    ] {
+        let slices = rt.block_on(fs.read_slices(fh, offset, size)).expect("read");
+        assert!(slices.iter().all(|s| !s.is_empty()));
+        let joined: Vec<u8> = slices.concat();
+        let one = rt.block_on(fs.read(fh, offset, size)).expect("read");
+        let end = (offset + u64::from(size)).min(len) as usize;
+        assert_eq!(&joined[..], &orig[offset as usize..end], "at {offset}");
+        assert_eq!(&one[..], &joined[..]);
+    }
+    fs.release(fh);
+}
+
+#[test]
 fn stalled_backend_times_out() {
     let (rt, imported, fs) = core(FsOptions {
         timeout: Duration::from_millis(300),
