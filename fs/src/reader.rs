@@ -3,7 +3,10 @@
 //! read in flight (a sliding prefetch window, bounded in bytes).
 //!
 //! Every fetch runs on the tokio runtime, bounded by a timeout; concurrent
-//! requests for the same chunk share one fetch (moka's `try_get_with`).
+//! requests for the same chunk share one fetch (moka's `try_get_with`). The
+//! cache evicts the least recently used chunk. A read returns slices of the
+//! cached chunks ([`ReadSlices`]); [`concat`] joins them for transports that
+//! need one buffer.
 //! Chunks come from the [`ChunkService`](cairn_castore::ChunkService), which
 //! verifies every chunk it returns; with [`crate::FsOptions::verify_chunks`]
 //! they are verified again here. A failed fetch is not cached: the next read
