@@ -79,6 +79,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // A closed stderr must not turn into a panic on some thread.
+        .log_internal_errors(false)
         // CAIRN_LOG_SPANS=1: one line per finished span, with its busy and idle time.
         .with_span_events(if std::env::var_os("CAIRN_LOG_SPANS").is_some() {
             tracing_subscriber::fmt::format::FmtSpan::CLOSE

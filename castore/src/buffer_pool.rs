@@ -8,6 +8,7 @@
 //! power-of-two size classes and return to the pool when the last `Bytes`
 //! pointing into them is dropped.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -20,16 +21,19 @@ const CLASSES: usize = 15;
 /// A pool of chunk buffers in power-of-two size classes.
 pub struct BufferPool {
     classes: [Mutex<Vec<Vec<u8>>>; CLASSES],
-    /// Bytes a class may keep idle.
-    idle_limit_per_class: usize,
+    /// Bytes the pool may keep idle, over all classes.
+    idle_limit: usize,
+    /// Bytes idle in the pool now.
+    idle: AtomicUsize,
 }
 
 impl BufferPool {
-    /// A pool keeping at most `idle_limit_per_class` idle bytes per class.
-    pub fn new(idle_limit_per_class: usize) -> Arc<BufferPool> {
+    /// A pool keeping at most `idle_limit` idle bytes (all classes together).
+    pub fn new(idle_limit: usize) -> Arc<BufferPool> {
         Arc::new(BufferPool {
             classes: std::array::from_fn(|_| Mutex::new(Vec::new())),
-            idle_limit_per_class,
+            idle_limit,
+            idle: AtomicUsize::new(0),
         })
     }
 
@@ -52,6 +56,9 @@ impl BufferPool {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop();
+        if let Some(buf) = &reused {
+            self.idle.fetch_sub(buf.capacity(), Ordering::Relaxed);
+        }
         let mut buf =
             reused.unwrap_or_else(|| Vec::with_capacity(1 << (class as u32 + MIN_CLASS_SHIFT)));
         buf.clear();
@@ -80,11 +87,15 @@ impl AsRef<[u8]> for PooledBuffer {
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.buf);
-        let mut idle = self.pool.classes[self.class]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if (idle.len() + 1) * buf.capacity() <= self.pool.idle_limit_per_class {
-            idle.push(buf);
+        let pool = &self.pool;
+        let capacity = buf.capacity();
+        if pool.idle.fetch_add(capacity, Ordering::Relaxed) + capacity <= pool.idle_limit {
+            pool.classes[self.class]
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(buf);
+        } else {
+            pool.idle.fetch_sub(capacity, Ordering::Relaxed);
         }
     }
 }

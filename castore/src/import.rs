@@ -75,7 +75,7 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
-            max_bytes_in_flight: 32 << 20,
+            max_bytes_in_flight: 64 << 20,
             progress: None,
         }
     }
@@ -523,7 +523,8 @@ pub async fn import_scanned(
             freed: Condvar::new(),
             limit: options.max_bytes_in_flight,
         }),
-        buffers: BufferPool::new(options.max_bytes_in_flight / 4),
+        // Buffers are rounded up to a power of two: up to twice the bytes.
+        buffers: BufferPool::new(options.max_bytes_in_flight * 2),
         pending: Mutex::new(PendingPuts::default()),
         tasks: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),

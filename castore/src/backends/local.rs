@@ -31,8 +31,12 @@
 //! when that saves at least 1/16 of their size; a 4 KiB probe skips the
 //! attempt on incompressible data. Both kinds of chunk are read either way.
 //!
-//! Pack writes start writeback every 16 MiB (`sync_file_range`), so the sync
-//! that ends an import finds most data already on disk.
+//! Chunk bytes reach the packs through one writer thread per store
+//! ([`pack_writer`]): puts gather in a buffer while the previous write runs,
+//! and each gathered buffer goes to disk in one write, with `O_DIRECT` where
+//! the filesystem allows (no copy into the page cache). Ordinary writes start
+//! writeback as they go (`sync_file_range`), so the sync that ends an import
+//! finds most data already on disk.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -47,6 +51,7 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use self::pack_writer::{PackOut, PackWriter};
 use super::pack_map::PackMap;
 use crate::Digest;
 use crate::directory::Directory;
@@ -54,6 +59,8 @@ use crate::services::BackendError;
 use crate::services::blob::{BlobError, BlobService, ChunkMap};
 use crate::services::chunk::{ChunkError, ChunkService, verify_chunk};
 use crate::services::directory::{DirectoryService, DirectoryServiceError, decode_stored};
+
+mod pack_writer;
 
 /// A pack file is closed for appends past this size.
 const PACK_LIMIT: u64 = 1 << 30;
@@ -119,12 +126,27 @@ enum IndexWrite {
     },
 }
 
-type Ack = oneshot::Sender<Result<(), String>>;
+type Ack = oneshot::Sender<Result<(), Failure>>;
 
-struct OpenPack {
-    id: i64,
-    file: Arc<File>,
-    len: u64,
+/// Why a write handed to the writer or the committer did not land.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The index transaction failed.
+    Commit(String),
+    /// Writing a pack failed.
+    PackWrite(i64, String),
+}
+
+impl From<Failure> for LocalStoreError {
+    fn from(failure: Failure) -> LocalStoreError {
+        match failure {
+            Failure::Commit(message) => LocalStoreError::Commit(message),
+            Failure::PackWrite(pack, message) => LocalStoreError::Pack {
+                pack,
+                source: std::io::Error::other(message),
+            },
+        }
+    }
 }
 
 /// Options of a [`LocalStore`].
@@ -143,7 +165,8 @@ pub struct LocalStore {
     pack_files: RwLock<HashMap<i64, Arc<File>>>,
     /// Read-only maps of packs, remade when a chunk lies beyond one.
     pack_maps: RwLock<HashMap<i64, Arc<PackMap>>>,
-    current_pack: Mutex<Option<OpenPack>>,
+    /// Appends chunk bytes to this process's packs.
+    writer: PackWriter,
     written_packs: Mutex<Vec<i64>>,
     /// Index entries seen by this process. Entries never change once
     /// committed, so this only saves lookups; misses go to the index, where
@@ -188,6 +211,10 @@ impl LocalStore {
                 source,
             })?;
         let committer_path = index_path.clone();
+        let writer = PackWriter::start(tx.clone()).map_err(|source| LocalStoreError::Io {
+            path: packs.clone(),
+            source,
+        })?;
         std::thread::Builder::new()
             .name("cairn-local-commit".into())
             .spawn(move || run_committer(committer_conn, committer_path, rx))
@@ -202,7 +229,7 @@ impl LocalStore {
             readers: Mutex::new(vec![conn]),
             pack_files: RwLock::new(HashMap::new()),
             pack_maps: RwLock::new(HashMap::new()),
-            current_pack: Mutex::new(None),
+            writer,
             written_packs: Mutex::new(Vec::new()),
             entries: moka::sync::Cache::new(1 << 20),
             absent: moka::sync::Cache::builder()
@@ -246,8 +273,7 @@ impl LocalStore {
             .send((write, ack))
             .map_err(|_| LocalStoreError::CommitterGone)?;
         match done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(LocalStoreError::Commit(message)),
+            Ok(result) => result.map_err(LocalStoreError::from),
             Err(_) => Err(LocalStoreError::CommitterGone),
         }
     }
@@ -267,34 +293,26 @@ impl LocalStore {
         Ok(file)
     }
 
-    /// Reserves `len` bytes in this process's current pack.
-    fn reserve(&self, len: u64) -> Result<(i64, Arc<File>, u64), LocalStoreError> {
-        let mut current = lock(&self.current_pack);
-        if current.as_ref().is_none_or(|p| p.len + len > PACK_LIMIT) {
-            let conn = open_connection(&self.index_path)?;
-            let id: i64 = conn
-                .query_row(
-                    "INSERT INTO packs (created) VALUES (strftime('%s','now')) RETURNING id",
-                    [],
-                    |row| row.get(0),
-                )
-                .map_err(|e| self.index_err(e))?;
-            let path = self.pack_path(id);
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|source| LocalStoreError::Io { path, source })?;
-            let file = Arc::new(file);
-            write_lock(&self.pack_files).insert(id, file.clone());
-            lock(&self.written_packs).push(id);
-            *current = Some(OpenPack { id, file, len: 0 });
-        }
-        let pack = current.as_mut().ok_or(LocalStoreError::CommitterGone)?;
-        let offset = pack.len;
-        pack.len += len;
-        Ok((pack.id, pack.file.clone(), offset))
+    /// Creates a new pack for this process's appends.
+    fn new_pack(&self) -> Result<PackOut, LocalStoreError> {
+        let conn = open_connection(&self.index_path)?;
+        let id: i64 = conn
+            .query_row(
+                "INSERT INTO packs (created) VALUES (strftime('%s','now')) RETURNING id",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.index_err(e))?;
+        let path = self.pack_path(id);
+        let io = |source| LocalStoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let pack = PackOut::create(id, &path).map_err(io)?;
+        let reader = File::open(&path).map_err(io)?;
+        write_lock(&self.pack_files).insert(id, Arc::new(reader));
+        lock(&self.written_packs).push(id);
+        Ok(pack)
     }
 
     fn chunk_entry(&self, digest: &Digest) -> Result<Option<ChunkEntry>, LocalStoreError> {
@@ -574,9 +592,13 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     }
 }
 
-/// How long the committer waits for more writes once several are queued:
-/// fewer, larger transactions write far fewer index pages to the WAL.
-const BATCH_GATHER: std::time::Duration = std::time::Duration::from_millis(2);
+/// The longest the committer gathers writes into one transaction while
+/// they keep arriving: fewer, larger transactions write far fewer index
+/// pages to the WAL (with random digests as keys, a transaction of a few
+/// hundred entries dirties most leaf pages of the chunk table).
+const BATCH_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+/// Gathering ends early once no write has arrived for this long.
+const BATCH_IDLE: std::time::Duration = std::time::Duration::from_millis(15);
 
 /// The committer: batches index writes from all tasks into one transaction.
 fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<(IndexWrite, Ack)>) {
@@ -588,23 +610,26 @@ fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<(IndexW
                 Err(_) => break,
             }
         }
-        // Writers are busy (more than one write was queued): give them a
-        // moment to queue more before paying for a transaction. A lone
+        // Writers are busy (more than one write was queued): keep taking
+        // writes while they arrive before paying for a transaction. A lone
         // write is committed at once.
         if batch.len() > 1 {
             let deadline = std::time::Instant::now() + BATCH_GATHER;
             while batch.len() < MAX_BATCH {
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left) {
+                match rx.recv_timeout(left.min(BATCH_IDLE)) {
                     Ok(item) => batch.push(item),
                     Err(_) => break,
                 }
             }
         }
-        let result = commit_batch(&mut conn, &batch).map_err(|e| {
-            tracing::error!(index = %path.display(), error = %e, "index commit failed");
-            e.to_string()
-        });
+        let span = tracing::debug_span!("index_commit", writes = batch.len());
+        let result = span
+            .in_scope(|| commit_batch(&mut conn, &batch))
+            .map_err(|e| {
+                tracing::error!(index = %path.display(), error = %e, "index commit failed");
+                Failure::Commit(e)
+            });
         for (_, ack) in batch {
             let _ = ack.send(result.clone());
         }
@@ -731,27 +756,39 @@ impl ChunkService for LocalStore {
             None
         };
         let stored: &[u8] = compressed.as_deref().unwrap_or(&data);
-        let (pack, file, offset) = self.reserve(stored.len() as u64).map_err(be)?;
-        file.write_all_at(stored, offset)
-            .map_err(|source| be(LocalStoreError::Pack { pack, source }))?;
-        start_writeback(&file, offset, stored.len() as u64);
+        let stored_len = stored.len() as u32;
+        let is_compressed = compressed.is_some();
+        let mut placed = None;
+        let done = self
+            .writer
+            .append(
+                stored,
+                || self.new_pack(),
+                |pack, offset| {
+                    placed = Some((pack, offset));
+                    IndexWrite::Chunk {
+                        digest,
+                        pack,
+                        offset,
+                        stored_len,
+                        size,
+                        compressed: is_compressed,
+                    }
+                },
+            )
+            .map_err(be)?;
+        let (pack, offset) = placed.ok_or_else(|| be(LocalStoreError::CommitterGone))?;
+        match done.await {
+            Ok(result) => result.map_err(|f| be(f.into()))?,
+            Err(_) => return Err(be(LocalStoreError::CommitterGone)),
+        }
         let entry = ChunkEntry {
             pack,
             offset,
-            stored_len: stored.len() as u32,
+            stored_len,
             size,
-            compressed: compressed.is_some(),
+            compressed: is_compressed,
         };
-        self.commit(IndexWrite::Chunk {
-            digest,
-            pack,
-            offset,
-            stored_len: entry.stored_len,
-            size,
-            compressed: entry.compressed,
-        })
-        .await
-        .map_err(be)?;
         // Only once committed: a failed commit must not leave a cached entry.
         self.entries.insert(digest, entry);
         Ok(())

@@ -1,0 +1,88 @@
+//! The local store's pack writer: many concurrent puts land in a few large
+//! writes, and every chunk reads back exactly, in this process and after
+//! reopening the store, on a disk filesystem and on tmpfs.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cairn_castore::ChunkService;
+use cairn_castore::Digest;
+use cairn_castore::backends::{LocalStore, LocalStoreOptions};
+
+/// Deterministic pseudo-random chunks of 1 byte to 128 KiB.
+fn chunks(count: usize, seed: u64) -> Vec<(Digest, Bytes)> {
+    let mut state = seed;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|_| {
+            let len = (next() % (128 << 10)) as usize + 1;
+            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let data = Bytes::from(data);
+            (Digest::of(&data), data)
+        })
+        .collect()
+}
+
+async fn put_concurrently_and_read_back(root: &Path, compress: bool) {
+    let store = Arc::new(LocalStore::open_with(root, LocalStoreOptions { compress }).unwrap());
+    let chunks = chunks(400, 0x9e37_79b9_7f4a_7c15 ^ u64::from(compress));
+    let mut tasks = Vec::new();
+    for group in chunks.chunks(50) {
+        let store = store.clone();
+        let group = group.to_vec();
+        tasks.push(tokio::spawn(async move {
+            let puts = group
+                .iter()
+                .map(|(digest, data)| ChunkService::put(store.as_ref(), *digest, data.clone()));
+            for result in futures::future::join_all(puts).await {
+                result.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for (digest, data) in &chunks {
+        let got = ChunkService::get(store.as_ref(), digest).await.unwrap();
+        assert_eq!(got.as_ref(), Some(data), "chunk {digest} in this process");
+    }
+    ChunkService::flush(store.as_ref()).await.unwrap();
+    drop(store);
+    let store = LocalStore::open(root).unwrap();
+    for (digest, data) in &chunks {
+        let got = ChunkService::get(&store, digest).await.unwrap();
+        assert_eq!(got.as_ref(), Some(data), "chunk {digest} after reopening");
+    }
+    let mut listed = ChunkService::list(&store).await.unwrap();
+    listed.sort();
+    let mut expected: Vec<Digest> = chunks.iter().map(|(d, _)| *d).collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_read_back_on_disk() {
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    put_concurrently_and_read_back(tmp.path(), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_compressed_puts_read_back_on_disk() {
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    put_concurrently_and_read_back(tmp.path(), true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_read_back_on_tmpfs() {
+    let Ok(tmp) = tempfile::tempdir_in("/dev/shm") else {
+        panic!("/dev/shm is needed for this test");
+    };
+    put_concurrently_and_read_back(tmp.path(), false).await;
+}
