@@ -160,9 +160,8 @@ pub async fn render_nar<W: AsyncWrite + Unpin + Send>(
     store.blobs.chunks().prepare(&blob_digests).await;
     drop(blob_digests);
 
-    let maps: Vec<ChunkMap> = futures::stream::iter(files.iter().map(|(digest, size)| {
+    let maps: Vec<ChunkMap> = futures::stream::iter(files.iter().copied().map(|(digest, size)| {
         let blobs = store.blobs.clone();
-        let (digest, size) = (*digest, *size);
         async move {
             let map = blobs
                 .chunk_map(&digest)
