@@ -93,7 +93,7 @@ pub enum ServeError {
     InvalidNar {
         url: String,
         #[source]
-        source: IngestError,
+        source: Box<IngestError>,
     },
     #[error("NAR upload {url}: trailing data after the NAR")]
     TrailingData { url: String },
@@ -101,7 +101,7 @@ pub enum ServeError {
     Ingest {
         url: String,
         #[source]
-        source: IngestError,
+        source: Box<IngestError>,
     },
     #[error(transparent)]
     PathInfo(#[from] PathInfoError),

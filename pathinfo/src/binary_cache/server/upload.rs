@@ -201,12 +201,12 @@ pub async fn ingest_upload(
             } else if is_bad_input(&source) {
                 ServeError::InvalidNar {
                     url: url.to_string(),
-                    source,
+                    source: Box::new(source),
                 }
             } else {
                 ServeError::Ingest {
                     url: url.to_string(),
-                    source,
+                    source: Box::new(source),
                 }
             });
         }
@@ -218,10 +218,10 @@ pub async fn ingest_upload(
         .await
         .map_err(|source| ServeError::InvalidNar {
             url: url.to_string(),
-            source: IngestError::Nar(NarReadError::Io {
+            source: Box::new(IngestError::Nar(NarReadError::Io {
                 offset: ingested.nar_size,
                 source,
-            }),
+            })),
         })?;
     drop(nar);
     if extra != 0 {
