@@ -32,6 +32,7 @@ if [ -z "${CAIRN:-}" ]; then
 fi
 
 work=$(mktemp -d /tmp/cairn-serve-bench.XXXXXX)
+chmod 755 "$work" # nginx's workers read the files as an unprivileged user
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
@@ -112,6 +113,8 @@ for _ in $(seq 1 100); do
   curl -sf -o /dev/null "http://127.0.0.1:$NGINX_PORT/$(head -1 "$work/urls")" && break
   sleep 0.1
 done
+curl -sf -o /dev/null "http://127.0.0.1:$NGINX_PORT/$(head -1 "$work/urls")" ||
+  { echo "nginx does not serve the NARs:" >&2; cat "$work/nginx-error.log" >&2; exit 1; }
 
 # One fetch of every NAR by `clients` curl processes; prints MB/s.
 fetch_all() {
