@@ -53,6 +53,8 @@ enum Command {
     PathInfo(commands::path_info::PathInfoArgs),
     /// Mount the store as a read-only filesystem (foreground).
     Mount(commands::mount::MountArgs),
+    /// Serve the store as a Nix binary cache over HTTP (accepts `nix copy --to`).
+    Serve(commands::serve::ServeArgs),
     /// Serve the store to a microVM over vhost-user-fs (virtio-fs), read-only.
     Virtiofs(commands::virtiofs::VirtiofsArgs),
     /// Boot a microVM whose /nix/store is a closure served over virtio-fs, run a command in it.
@@ -119,6 +121,7 @@ fn main() -> ExitCode {
             Command::Nar(command) => commands::nar::run(&location, command).await,
             Command::PathInfo(args) => commands::path_info::run(&location, args).await,
             Command::Mount(args) => commands::mount::run(&location, args).await,
+            Command::Serve(args) => commands::serve::run(&location, args).await,
             Command::Virtiofs(args) => commands::virtiofs::run(&location, args).await,
             Command::Boot(args) => commands::boot::run(&location, *args).await,
             Command::Store(StoreCommand::Verify) => commands::verify::run(&location).await,

@@ -9,6 +9,7 @@ pub mod ls;
 pub mod mount;
 pub mod nar;
 pub mod path_info;
+pub mod serve;
 pub mod show_config;
 pub mod verify;
 pub mod virtiofs;

@@ -7,7 +7,11 @@
 //! castore while checking FileHash, NarHash and NarSize. Ingested paths are
 //! remembered; absent paths are remembered for a short time; concurrent
 //! first lookups of one path share one download.
+//!
+//! [`server`] is the other side: a binary cache served over HTTP from a
+//! cairn store, accepting uploads from `nix copy --to http://…`.
 
+pub mod server;
 pub mod source;
 
 use std::sync::Arc;

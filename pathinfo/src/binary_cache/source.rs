@@ -93,6 +93,9 @@ impl CacheSource {
                     let path = format!("{}/", parsed.path());
                     parsed.set_path(&path);
                 }
+                // reqwest is built without a TLS provider of its own: ring,
+                // as for the object stores (a no-op if one is installed).
+                let _ = rustls::crypto::ring::default_provider().install_default();
                 let client = reqwest::Client::builder()
                     .connect_timeout(std::time::Duration::from_secs(30))
                     .build()

@@ -95,6 +95,11 @@ impl<R> HashingReader<R> {
         self.size
     }
 
+    /// The inner reader.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
     /// SHA-256 of the bytes read so far.
     pub fn hash(&self) -> NixHash {
         NixHash::Sha256(self.hasher.clone().finalize().into())
