@@ -378,3 +378,107 @@ fn local_store_in_front_of_a_binary_cache_keeps_substituted_paths() {
     );
     assert!(out.stdout == env.nix_dump(path), "the NAR differs");
 }
+
+/// A python3 http.server over a directory, logging requests to a file.
+struct WebServer {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl WebServer {
+    fn start(dir: &Path, log: PathBuf) -> WebServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .arg("--directory")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("python3 -m http.server");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "no web server");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        WebServer { child, port, log }
+    }
+
+    /// Request lines of the log that start with `prefix` (e.g. `GET /nar/`).
+    fn requests(&self, prefix: &str) -> usize {
+        let needle = format!("\"{prefix}");
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .count()
+    }
+}
+
+impl Drop for WebServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn concurrent_first_reads_over_http_download_the_nar_once() {
+    if !can_mount() {
+        panic!("this test needs root and /dev/fuse");
+    }
+    let env = Env::new();
+    let cache = env.make_cache("cache", "xz");
+    let web = WebServer::start(&cache, env.path("web.log"));
+    let url = env.cache_url(&cache, &env.public_key).replacen(
+        &format!("file://{}", cache.display()),
+        &format!("http://127.0.0.1:{}", web.port),
+        1,
+    );
+    let mnt = env.path("mnt");
+    let mount = Mount::start(&url, &mnt);
+    let base = env.paths[0].rsplit('/').next().unwrap().to_string();
+    let expected = std::fs::read(env.physical(&env.paths[0]).join("large.bin")).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let readers: Vec<_> = (0..8)
+        .map(|i| {
+            let root = mnt.join(&base);
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let name = if i % 2 == 0 {
+                    "large.bin"
+                } else {
+                    "sub/small.txt"
+                };
+                std::fs::read(root.join(name)).unwrap()
+            })
+        })
+        .collect();
+    for (i, reader) in readers.into_iter().enumerate() {
+        let got = reader.join().unwrap();
+        if i % 2 == 0 {
+            assert!(got == expected, "large.bin differs");
+        } else {
+            assert_eq!(got, b"hello from a binary cache\n");
+        }
+    }
+    assert_eq!(
+        web.requests("GET /nar/"),
+        1,
+        "the NAR was downloaded more than once"
+    );
+    // The other path is fetched when looked up, and only then.
+    let other = env.paths[1].rsplit('/').next().unwrap();
+    assert_eq!(
+        std::fs::read(mnt.join(other)).unwrap(),
+        b"a flat file path\n"
+    );
+    assert_eq!(web.requests("GET /nar/"), 2);
+    drop(mount);
+}
