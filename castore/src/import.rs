@@ -66,7 +66,11 @@ pub enum ImportError {
 /// Options of an import.
 #[derive(Clone)]
 pub struct ImportOptions {
-    /// Bytes of chunk data queued for storing at most.
+    /// Bytes of chunk data queued for storing at most. A chunk counts
+    /// until its store acknowledges it, which for the local store means
+    /// written and committed to the index (tens of milliseconds, as the
+    /// index commits in batches): the default keeps reading and hashing
+    /// going meanwhile.
     pub max_bytes_in_flight: usize,
     /// Called with the number of bytes read so far, as files are read.
     pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
@@ -75,7 +79,7 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
-            max_bytes_in_flight: 64 << 20,
+            max_bytes_in_flight: 128 << 20,
             progress: None,
         }
     }
