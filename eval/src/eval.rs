@@ -224,11 +224,7 @@ impl Eval {
                 }
             }
             Expr::List(items) if depth < MAX_EAGER_DEPTH => {
-                let v: Vec<Value> = items
-                    .iter()
-                    .map(|i| self.thunk_at(i, env, depth + 1))
-                    .collect();
-                return Value::List(Rc::new(v));
+                return Value::list_from(items.iter().map(|i| self.thunk_at(i, env, depth + 1)));
             }
             Expr::Attrs(a)
                 if depth < MAX_EAGER_DEPTH
@@ -413,10 +409,7 @@ impl Eval {
                 err(format!("undefined variable '{name}'"), *pos)
             }
             Expr::Attrs(a) => self.eval_attrs(a, env),
-            Expr::List(items) => {
-                let v: Vec<Value> = items.iter().map(|i| self.thunk(i, env)).collect();
-                Ok(Value::List(Rc::new(v)))
-            }
+            Expr::List(items) => Ok(Value::list_from(items.iter().map(|i| self.thunk(i, env)))),
             Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure {
                 lam: l,
                 env: env.clone(),
@@ -806,11 +799,9 @@ impl Eval {
         let mut ctx = Context::new();
         for (i, p) in c.parts.iter().enumerate() {
             let ppos = c.part_pos.get(i).copied().unwrap_or(c.pos);
-            let s = self
-                .eval(p, env)
-                .and_then(|v| self.coerce_to_string(&v, &mut ctx, false, true, ppos))
+            self.eval(p, env)
+                .and_then(|v| self.coerce_into(&v, &mut ctx, false, true, ppos, &mut out))
                 .trace(|| "while evaluating a path segment".to_string(), ppos)?;
-            out.extend_from_slice(&s);
         }
         self.charge(out.len() as u64 / 64, c.pos)?;
         Ok(Value::str_ctx(out, ctx))
@@ -1220,6 +1211,22 @@ impl Eval {
         copy: bool,
         pos: Pos,
     ) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.coerce_into(v, ctx, more, copy, pos, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Eval::coerce_to_string`] appending to `out` (no buffer of its own
+    /// for each piece of an interpolation or a list).
+    pub fn coerce_into(
+        &mut self,
+        v: &Value,
+        ctx: &mut Context,
+        more: bool,
+        copy: bool,
+        pos: Pos,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         self.check_stack(pos)?;
         let v = self.force(v)?;
         match &v {
@@ -1227,7 +1234,7 @@ impl Eval {
                 if let Some(c) = &s.ctx {
                     ctx.extend(c.iter().cloned());
                 }
-                Ok(s.bytes.to_vec())
+                out.extend_from_slice(&s.bytes);
             }
             Value::Path(p) => {
                 if copy {
@@ -1235,10 +1242,10 @@ impl Eval {
                         .io
                         .copy_path_to_store(p)
                         .map_err(|m| Error::new(ErrorKind::Eval, m, pos))?;
-                    ctx.insert(sp.clone().into_boxed_slice());
-                    Ok(sp)
+                    out.extend_from_slice(&sp);
+                    ctx.insert(sp.into_boxed_slice());
                 } else {
-                    Ok(p.to_vec())
+                    out.extend_from_slice(p);
                 }
             }
             Value::Attrs(a) => {
@@ -1247,7 +1254,7 @@ impl Eval {
                         || "while calling the `__toString` attribute".to_string(),
                         fpos,
                     )?;
-                    return self.coerce_to_string(&r, ctx, more, copy, pos).trace(
+                    return self.coerce_into(&r, ctx, more, copy, pos, out).trace(
                         || "while using the result of the `__toString` attribute".to_string(),
                         fpos,
                     );
@@ -1257,25 +1264,27 @@ impl Eval {
                         || "while evaluating the `outPath` attribute".to_string(),
                         opos,
                     )?;
-                    return self.coerce_to_string(&o, ctx, more, copy, pos);
+                    return self.coerce_into(&o, ctx, more, copy, pos, out);
                 }
-                err(
+                return err(
                     format!(
                         "cannot coerce a set to a string: {}",
                         crate::error::short(&v)
                     ),
                     pos,
-                )
+                );
             }
-            Value::Null if more => Ok(Vec::new()),
-            Value::Bool(b) if more => Ok(if *b { b"1".to_vec() } else { Vec::new() }),
-            Value::Int(i) if more => Ok(i.to_string().into_bytes()),
-            Value::Float(f) if more => Ok(format!("{f:.6}").into_bytes()),
+            Value::Null if more => {}
+            Value::Bool(b) if more => {
+                if *b {
+                    out.push(b'1');
+                }
+            }
+            Value::Int(i) if more => crate::print::push_int(*i, out),
+            Value::Float(f) if more => out.extend_from_slice(format!("{f:.6}").as_bytes()),
             Value::List(l) if more => {
-                let mut out = Vec::new();
                 for (i, x) in l.iter().enumerate() {
-                    let s = self.coerce_to_string(x, ctx, more, copy, pos)?;
-                    out.extend_from_slice(&s);
+                    self.coerce_into(x, ctx, more, copy, pos, out)?;
                     if i + 1 < l.len() {
                         let x = self.force(x)?;
                         if !matches!(&x, Value::List(l2) if l2.is_empty()) {
@@ -1283,17 +1292,19 @@ impl Eval {
                         }
                     }
                 }
-                Ok(out)
             }
-            other => err(
-                format!(
-                    "cannot coerce {} to a string: {}",
-                    other.type_desc(),
-                    crate::error::short(other)
-                ),
-                pos,
-            ),
+            other => {
+                return err(
+                    format!(
+                        "cannot coerce {} to a string: {}",
+                        other.type_desc(),
+                        crate::error::short(other)
+                    ),
+                    pos,
+                );
+            }
         }
+        Ok(())
     }
 
     /// Forces a value deeply (`--strict`, `deepSeq`).

@@ -26,10 +26,7 @@ impl Eval {
                     return Ok(a.clone());
                 }
                 self.charge((x.len() + y.len()) as u64 / 16, pos)?;
-                let mut v = Vec::with_capacity(x.len() + y.len());
-                v.extend(x.iter().cloned());
-                v.extend(y.iter().cloned());
-                Ok(Value::list(v))
+                Ok(Value::list_from(x.iter().chain(y.iter()).cloned()))
             }
             BinOp::Update => {
                 let (Value::Attrs(x), Value::Attrs(y)) = (&a, &b) else {
@@ -67,11 +64,19 @@ impl Eval {
                 out.extend_from_slice(&s);
                 Ok(Value::Path(Rc::new(crate::lower::canon_path(&out))))
             }
-            (Value::Str(_), _) => {
+            (Value::Str(x), _) => {
                 let mut ctx = Context::new();
-                let mut out = self.coerce_to_string(&a, &mut ctx, false, true, pos)?;
-                let s = self.coerce_to_string(&b, &mut ctx, false, true, pos)?;
-                out.extend_from_slice(&s);
+                if let Some(c) = &x.ctx {
+                    ctx.extend(c.iter().cloned());
+                }
+                // One exact allocation when both sides are strings.
+                let extra = match &b {
+                    Value::Str(y) => y.bytes.len(),
+                    _ => 0,
+                };
+                let mut out = Vec::with_capacity(x.bytes.len() + extra);
+                out.extend_from_slice(&x.bytes);
+                self.coerce_into(&b, &mut ctx, false, true, pos, &mut out)?;
                 self.charge(out.len() as u64 / 64, pos)?;
                 Ok(Value::str_ctx(out, ctx))
             }

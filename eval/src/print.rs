@@ -47,6 +47,26 @@ fn trim_zeros(s: &str) -> &str {
     }
 }
 
+/// Appends the decimal digits of `i` (without the formatting machinery,
+/// which is slow for the many integers of a large document).
+pub fn push_int(i: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
 /// Escapes a string as a Nix string literal (with quotes).
 pub fn escape_string(b: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
@@ -168,7 +188,7 @@ fn pv_inner(
     match &v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Int(i) => push_int(*i, out),
         Value::Float(f) => out.extend_from_slice(fmt_float(*f).as_bytes()),
         Value::Str(s) => escape_string(&s.bytes, out),
         Value::Path(p) => out.extend_from_slice(p),

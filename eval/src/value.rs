@@ -1,5 +1,6 @@
 //! Runtime values: a small enum (16 bytes) whose heap variants are behind
-//! `Rc`. Attribute sets are vectors sorted by symbol; lists are `Rc<[Value]>`;
+//! `Rc`. Attribute sets are vectors sorted by symbol; lists are `Rc<Vec<Value>>`
+//! (a thin pointer, unlike `Rc<[Value]>`);
 //! strings are byte strings with an optional context; thunks are
 //! `Rc<Thunk>` cells that are blackholed while being forced.
 
@@ -208,6 +209,10 @@ impl std::fmt::Debug for Thunk {
     }
 }
 
+// Every list element, environment slot and attribute holds a `Value`:
+// keep it at two words (a payload with a fat pointer would make it three).
+const _: () = assert!(std::mem::size_of::<Value>() == 16);
+
 /// A Nix value.
 #[derive(Clone, Debug)]
 pub enum Value {
@@ -245,6 +250,10 @@ impl Value {
     /// A list value.
     pub fn list(v: Vec<Value>) -> Value {
         Value::List(Rc::new(v))
+    }
+    /// A list value from an iterator.
+    pub fn list_from(it: impl IntoIterator<Item = Value>) -> Value {
+        Value::List(Rc::new(it.into_iter().collect()))
     }
     /// The type name Nix reports (`builtins.typeOf`).
     pub fn type_name(&self) -> &'static str {

@@ -3,7 +3,7 @@
 use crate::error::{Error, ErrorKind, Result, err};
 use crate::eval::Eval;
 use crate::pos::Pos;
-use crate::print::fmt_float;
+use crate::print::{fmt_float, push_int};
 use crate::symbol::{intern, sym};
 use crate::value::*;
 
@@ -71,26 +71,6 @@ pub fn from_json(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
 }
 
-/// Appends the decimal digits of `i` (without the formatting machinery,
-/// which is slow for the many integers of a large document).
-fn push_int(i: i64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut n = i.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&buf[at..]);
-}
-
 fn json_str(b: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // Most strings need no escaping: copy runs of plain bytes at once.
@@ -129,7 +109,38 @@ fn json_float(f: f64) -> String {
     }
 }
 
+/// The length of `b` as a JSON string literal (see [`json_str`]).
+fn json_str_len(b: &[u8]) -> usize {
+    let mut n = 2 + b.len();
+    for &c in b {
+        match c {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => n += 1,
+            c if c < 0x20 => n += 5,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// The number of bytes [`push_int`] writes for `i`.
+fn int_len(i: i64) -> usize {
+    let mut n = i.unsigned_abs();
+    let mut len = usize::from(i < 0) + 1;
+    while n >= 10 {
+        n /= 10;
+        len += 1;
+    }
+    len
+}
+
 /// Serialises a value as JSON, collecting string context.
+///
+/// Two passes: the first forces the value, checks it, collects the
+/// context and measures the document; the second writes it into a buffer
+/// reserved at exactly that size. A large document is thus neither copied
+/// as its buffer grows nor held twice while it is. Strings that take
+/// running code to produce (`__toString`, paths copied to the store) are
+/// made once, in the first pass, and kept for the second.
 pub fn to_json_bytes(
     ev: &mut Eval,
     v: &Value,
@@ -137,25 +148,42 @@ pub fn to_json_bytes(
     p: Pos,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    ev.enter(p)?;
-    let r = to_json_inner(ev, v, ctx, p, out);
-    ev.depth -= 1;
-    r
+    let mut made = Vec::new();
+    let len = json_measure(ev, v, ctx, p, &mut made)?;
+    out.reserve_exact(len);
+    let start = out.len();
+    let mut made = made.into_iter();
+    json_write(ev, v, p, &mut made, out)?;
+    debug_assert_eq!(out.len() - start, len, "JSON length measured wrongly");
+    Ok(())
 }
 
-fn to_json_inner(
+fn json_measure(
     ev: &mut Eval,
     v: &Value,
     ctx: &mut Context,
     p: Pos,
-    out: &mut Vec<u8>,
-) -> Result<()> {
+    made: &mut Vec<Vec<u8>>,
+) -> Result<usize> {
+    ev.enter(p)?;
+    let r = json_measure_inner(ev, v, ctx, p, made);
+    ev.depth -= 1;
+    r
+}
+
+fn json_measure_inner(
+    ev: &mut Eval,
+    v: &Value,
+    ctx: &mut Context,
+    p: Pos,
+    made: &mut Vec<Vec<u8>>,
+) -> Result<usize> {
     let v = ev.force(v)?;
-    match &v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => push_int(*i, out),
-        Value::Float(f) => out.extend_from_slice(json_float(*f).as_bytes()),
+    Ok(match &v {
+        Value::Null => 4,
+        Value::Bool(b) => 4 + usize::from(!*b),
+        Value::Int(i) => int_len(*i),
+        Value::Float(f) => json_float(*f).len(),
         Value::Str(s) => {
             if let Some(c) = &s.ctx {
                 ctx.extend(c.iter().cloned());
@@ -170,21 +198,75 @@ fn to_json_inner(
                     p,
                 );
             }
-            json_str(&s.bytes, out)
+            json_str_len(&s.bytes)
         }
         Value::Path(_) => {
             let s = ev.coerce_to_string(&v, ctx, false, true, p)?;
-            json_str(&s, out)
+            let n = json_str_len(&s);
+            made.push(s);
+            n
         }
         Value::Attrs(a) => {
             if a.get(ev.s.to_string).is_some() {
                 let s = ev.coerce_to_string(&v, ctx, false, true, p)?;
-                json_str(&s, out);
-                return Ok(());
+                let n = json_str_len(&s);
+                made.push(s);
+                return Ok(n);
             }
             if let Some(o) = a.get(ev.s.out_path) {
                 let o = o.clone();
-                return to_json_bytes(ev, &o, ctx, p, out);
+                return json_measure(ev, &o, ctx, p, made);
+            }
+            // Braces, and a colon and a comma (one too many) per entry.
+            let mut n = 2 + (2 * a.len()).saturating_sub(1);
+            for (name, x, _) in a.sorted_by_name() {
+                n += json_str_len(name.bytes());
+                n += json_measure(ev, x, ctx, p, made)?;
+            }
+            n
+        }
+        Value::List(l) => {
+            let mut n = 2 + l.len().saturating_sub(1);
+            for x in l.iter() {
+                n += json_measure(ev, x, ctx, p, made)?;
+            }
+            n
+        }
+        other => return err(format!("cannot convert {} to JSON", other.type_desc()), p),
+    })
+}
+
+/// Writes a value [`json_measure`] has forced and checked; `made` yields
+/// the strings it made, in the same order.
+fn json_write(
+    ev: &mut Eval,
+    v: &Value,
+    p: Pos,
+    made: &mut std::vec::IntoIter<Vec<u8>>,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let v = ev.force(v)?;
+    let mut take = |out: &mut Vec<u8>| match made.next() {
+        Some(s) => {
+            json_str(&s, out);
+            Ok(())
+        }
+        None => err("internal error: JSON string missing", p),
+    };
+    match &v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => push_int(*i, out),
+        Value::Float(f) => out.extend_from_slice(json_float(*f).as_bytes()),
+        Value::Str(s) => json_str(&s.bytes, out),
+        Value::Path(_) => take(out)?,
+        Value::Attrs(a) => {
+            if a.get(ev.s.to_string).is_some() {
+                return take(out);
+            }
+            if let Some(o) = a.get(ev.s.out_path) {
+                let o = o.clone();
+                return json_write(ev, &o, p, made, out);
             }
             out.push(b'{');
             for (i, (name, x, _)) in a.sorted_by_name().into_iter().enumerate() {
@@ -193,7 +275,7 @@ fn to_json_inner(
                 }
                 json_str(name.bytes(), out);
                 out.push(b':');
-                to_json_bytes(ev, x, ctx, p, out)?;
+                json_write(ev, x, p, made, out)?;
             }
             out.push(b'}');
         }
@@ -203,7 +285,7 @@ fn to_json_inner(
                 if i > 0 {
                     out.push(b',');
                 }
-                to_json_bytes(ev, x, ctx, p, out)?;
+                json_write(ev, x, p, made, out)?;
             }
             out.push(b']');
         }

@@ -147,10 +147,8 @@ pub fn gen_list(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     ev.charge(n as u64, p)?;
     let f = a[0].clone();
-    Ok(Value::list(
-        (0..n)
-            .map(|i| Value::app(f.clone(), Value::Int(i)))
-            .collect(),
+    Ok(Value::list_from(
+        (0..n).map(|i| Value::app(f.clone(), Value::Int(i))),
     ))
 }
 
@@ -167,7 +165,7 @@ pub fn tail(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     if l.is_empty() {
         return err("'builtins.tail' called on an empty list", p);
     }
-    Ok(Value::list(l[1..].to_vec()))
+    Ok(Value::list_from(l[1..].iter().cloned()))
 }
 
 pub fn length(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -181,8 +179,8 @@ pub fn map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     ev.force_fn(&a[0], p)?;
     let f = a[0].clone();
-    Ok(Value::list(
-        l.iter().map(|x| Value::app(f.clone(), x.clone())).collect(),
+    Ok(Value::list_from(
+        l.iter().map(|x| Value::app(f.clone(), x.clone())),
     ))
 }
 
