@@ -7,7 +7,7 @@ use crate::ir::*;
 use crate::pos::Pos;
 use crate::symbol::{Sym, intern, sym};
 use crate::value::*;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -244,7 +244,7 @@ impl Eval {
             }
             _ => {}
         }
-        Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone())))))
+        Value::Thunk(ThunkRef::new(ThunkState::Expr(e, env.clone())))
     }
 
     /// Like [`Eval::thunk`] but never reads `env` (for recursive frames
@@ -265,7 +265,7 @@ impl Eval {
         }
     }
 
-    fn force_thunk(&mut self, t: &Rc<Thunk>) -> Result<Value> {
+    fn force_thunk(&mut self, t: &ThunkRef) -> Result<Value> {
         if let Some(v) = t.done() {
             return Ok(v);
         }
@@ -276,9 +276,12 @@ impl Eval {
         }
         let r = match &state {
             ThunkState::Expr(e, env) => self.eval(e, env),
-            ThunkState::App(f, a) => {
-                let f = f.clone();
-                let a = a.clone();
+            ThunkState::AppLambda(c, a) => {
+                let f = Value::Lambda(c.clone());
+                self.call(f, a.clone(), Pos::NONE)
+            }
+            ThunkState::App(fa) => {
+                let (f, a) = (fa.0.clone(), fa.1.clone());
                 self.force(&f).and_then(|f| self.call(f, a, Pos::NONE))
             }
             ThunkState::Blackhole => Err(Error::new(

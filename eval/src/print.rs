@@ -164,7 +164,7 @@ fn pv_inner(
 ) -> Result<()> {
     // Values are tracked by their cell (thunk) identity, as Nix does.
     let cell = match v {
-        Value::Thunk(t) => Some(Rc::as_ptr(t) as *const u8 as usize),
+        Value::Thunk(t) => Some(t.as_ptr() as *const u8 as usize),
         Value::Attrs(a) => Some(Rc::as_ptr(a) as *const u8 as usize),
         Value::List(l) => Some(Rc::as_ptr(l) as *const u8 as usize),
         _ => None,

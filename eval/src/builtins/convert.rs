@@ -90,23 +90,17 @@ fn json_str(b: &[u8], out: &mut Vec<u8>) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            c if c < 0x20 => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            // Nix 2.8 has no short form for backspace and form feed.
+            c if c < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 15)]);
+            }
             c => out.push(c),
         }
     }
     out.push(b'"');
-}
-
-fn json_float(f: f64) -> String {
-    if f.is_finite() && f == f.trunc() && f.abs() < 1e17 {
-        format!("{f:.1}")
-    } else {
-        let s = format!("{f:e}");
-        let r = format!("{f}");
-        if r.len() <= s.len() + 3 { r } else { s }
-    }
 }
 
 /// The length of `b` as a JSON string literal (see [`json_str`]).
@@ -114,7 +108,7 @@ fn json_str_len(b: &[u8]) -> usize {
     let mut n = 2 + b.len();
     for &c in b {
         match c {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => n += 1,
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => n += 1,
             c if c < 0x20 => n += 5,
             _ => {}
         }
@@ -183,7 +177,8 @@ fn json_measure_inner(
         Value::Null => 4,
         Value::Bool(b) => 4 + usize::from(!*b),
         Value::Int(i) => int_len(*i),
-        Value::Float(f) => json_float(*f).len(),
+        // Nix 2.8 writes floats as `std::ostream` does, like its value printer.
+        Value::Float(f) => fmt_float(*f).len(),
         Value::Str(s) => {
             if let Some(c) = &s.ctx {
                 ctx.extend(c.iter().cloned());
@@ -257,7 +252,7 @@ fn json_write(
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Int(i) => push_int(*i, out),
-        Value::Float(f) => out.extend_from_slice(json_float(*f).as_bytes()),
+        Value::Float(f) => out.extend_from_slice(fmt_float(*f).as_bytes()),
         Value::Str(s) => json_str(&s.bytes, out),
         Value::Path(_) => take(out)?,
         Value::Attrs(a) => {
