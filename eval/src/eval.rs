@@ -1127,12 +1127,12 @@ impl Eval {
         }
     }
     /// Forces a value and checks it is a list.
-    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<List>> {
         self.force_list_inner(v, pos)
             .map_err(|e| self.arg_frame(v, e))
     }
 
-    fn force_list_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+    fn force_list_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<List>> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
             v => err(crate::error::type_msg("a list", &v), pos),

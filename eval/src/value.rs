@@ -1,6 +1,7 @@
 //! Runtime values: a small enum (16 bytes) whose heap variants are behind
-//! `Rc`. Attribute sets are vectors sorted by symbol; lists are `Rc<Vec<Value>>`
-//! (a thin pointer, unlike `Rc<[Value]>`);
+//! `Rc`. Attribute sets are vectors sorted by symbol; lists are `Rc<Box<[Value]>>`
+//! (a thin pointer, unlike `Rc<[Value]>`, to a 32-byte cell, unlike
+//! `Rc<Vec<Value>>`);
 //! strings are byte strings with an optional context; thunks are
 //! `ThunkRef` cells that are blackholed while being forced.
 
@@ -47,6 +48,9 @@ impl NixStr {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
 }
+
+/// The elements of a list.
+pub type List = Box<[Value]>;
 
 /// One attribute: name, value and where it was defined.
 pub type Entry = (Sym, Value, Pos);
@@ -304,7 +308,7 @@ pub enum Value {
     Str(Rc<NixStr>),
     Path(Rc<Vec<u8>>),
     Attrs(Rc<Attrs>),
-    List(Rc<Vec<Value>>),
+    List(Rc<List>),
     Lambda(Rc<Closure>),
     PrimOp(&'static PrimOp),
     PrimOpApp(Rc<PrimOpApp>),
@@ -338,7 +342,7 @@ impl Value {
     }
     /// A list value.
     pub fn list(v: Vec<Value>) -> Value {
-        Value::List(Rc::new(v))
+        Value::List(Rc::new(v.into_boxed_slice()))
     }
     /// A list value from an iterator.
     pub fn list_from(it: impl IntoIterator<Item = Value>) -> Value {
