@@ -165,7 +165,7 @@ impl Eval {
             (Value::Int(x), Value::Float(y)) => (*x as f64) == *y,
             (Value::Float(x), Value::Int(y)) => *x == (*y as f64),
             (Value::Float(x), Value::Float(y)) => x == y,
-            (Value::Str(x), Value::Str(y)) => x.bytes == y.bytes,
+            (Value::Str(x), Value::Str(y)) => *x.bytes == *y.bytes,
             (Value::Path(x), Value::Path(y)) => x == y,
             (Value::List(x), Value::List(y)) => {
                 if Rc::ptr_eq(x, y) {

@@ -17,23 +17,122 @@ use std::rc::Rc;
 /// does (`/nix/store/..`, `=/nix/store/...drv`, `!out!/nix/store/...drv`).
 pub type Context = BTreeSet<Box<[u8]>>;
 
+/// The bytes of a string: short ones (most strings a program makes:
+/// names, numbers, small interpolations) inline, without an allocation of
+/// their own; longer ones on the heap. Either way 24 bytes, so a string's
+/// cell stays in the same allocator size class.
+#[derive(Clone)]
+pub enum StrBytes {
+    Inline { len: u8, data: [u8; INLINE_STR] },
+    Heap(Box<[u8]>),
+}
+
+/// The longest string kept inline.
+pub const INLINE_STR: usize = 22;
+
+impl StrBytes {
+    /// Copies `b`.
+    pub fn from_slice(b: &[u8]) -> StrBytes {
+        if b.len() <= INLINE_STR {
+            let mut data = [0u8; INLINE_STR];
+            data[..b.len()].copy_from_slice(b);
+            StrBytes::Inline {
+                len: b.len() as u8,
+                data,
+            }
+        } else {
+            StrBytes::Heap(b.into())
+        }
+    }
+}
+
+impl Default for StrBytes {
+    fn default() -> StrBytes {
+        StrBytes::Inline {
+            len: 0,
+            data: [0; INLINE_STR],
+        }
+    }
+}
+
+impl std::ops::Deref for StrBytes {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            StrBytes::Inline { len, data } => &data[..usize::from(*len)],
+            StrBytes::Heap(b) => b,
+        }
+    }
+}
+
+impl std::fmt::Debug for StrBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self))
+    }
+}
+
+impl From<Vec<u8>> for StrBytes {
+    fn from(v: Vec<u8>) -> StrBytes {
+        if v.len() <= INLINE_STR {
+            StrBytes::from_slice(&v)
+        } else {
+            StrBytes::Heap(v.into_boxed_slice())
+        }
+    }
+}
+
+impl From<Box<[u8]>> for StrBytes {
+    fn from(b: Box<[u8]>) -> StrBytes {
+        if b.len() <= INLINE_STR {
+            StrBytes::from_slice(&b)
+        } else {
+            StrBytes::Heap(b)
+        }
+    }
+}
+
+impl From<&[u8]> for StrBytes {
+    fn from(b: &[u8]) -> StrBytes {
+        StrBytes::from_slice(b)
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for StrBytes {
+    fn from(b: &[u8; N]) -> StrBytes {
+        StrBytes::from_slice(b)
+    }
+}
+
+impl From<String> for StrBytes {
+    fn from(s: String) -> StrBytes {
+        StrBytes::from(s.into_bytes())
+    }
+}
+
+impl From<&str> for StrBytes {
+    fn from(s: &str) -> StrBytes {
+        StrBytes::from_slice(s.as_bytes())
+    }
+}
+
 /// A Nix string: bytes plus an optional context (no allocation when empty).
 #[derive(Debug, Default, Clone)]
 pub struct NixStr {
-    pub bytes: Box<[u8]>,
+    pub bytes: StrBytes,
     pub ctx: Option<Box<Context>>,
 }
 
 impl NixStr {
     /// A context-free string.
-    pub fn plain(b: impl Into<Box<[u8]>>) -> NixStr {
+    pub fn plain(b: impl Into<StrBytes>) -> NixStr {
         NixStr {
             bytes: b.into(),
             ctx: None,
         }
     }
     /// A string with a context (an empty context is dropped).
-    pub fn with_ctx(b: impl Into<Box<[u8]>>, ctx: Context) -> NixStr {
+    pub fn with_ctx(b: impl Into<StrBytes>, ctx: Context) -> NixStr {
         NixStr {
             bytes: b.into(),
             ctx: if ctx.is_empty() {
@@ -317,11 +416,11 @@ pub enum Value {
 
 impl Value {
     /// A context-free string value.
-    pub fn str(b: impl Into<Box<[u8]>>) -> Value {
+    pub fn str(b: impl Into<StrBytes>) -> Value {
         Value::Str(Rc::new(NixStr::plain(b)))
     }
     /// A string value with a context.
-    pub fn str_ctx(b: impl Into<Box<[u8]>>, ctx: Context) -> Value {
+    pub fn str_ctx(b: impl Into<StrBytes>, ctx: Context) -> Value {
         Value::Str(Rc::new(NixStr::with_ctx(b, ctx)))
     }
     /// A delayed application `f a`.
