@@ -1115,24 +1115,24 @@ impl Eval {
     // ---------------------------------------------------------- helpers
 
     /// Forces a value and checks it is a set.
-    pub fn force_attrs(&mut self, v: &Value, pos: Pos) -> Result<Rc<Attrs>> {
+    pub fn force_attrs(&mut self, v: &Value, pos: Pos) -> Result<Attrs> {
         self.force_attrs_inner(v, pos)
             .map_err(|e| self.arg_frame(v, e))
     }
 
-    fn force_attrs_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<Attrs>> {
+    fn force_attrs_inner(&mut self, v: &Value, pos: Pos) -> Result<Attrs> {
         match self.force(v)? {
             Value::Attrs(a) => Ok(a),
             v => err(crate::error::type_msg("a set", &v), pos),
         }
     }
     /// Forces a value and checks it is a list.
-    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<List>> {
+    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<List> {
         self.force_list_inner(v, pos)
             .map_err(|e| self.arg_frame(v, e))
     }
 
-    fn force_list_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<List>> {
+    fn force_list_inner(&mut self, v: &Value, pos: Pos) -> Result<List> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
             v => err(crate::error::type_msg("a list", &v), pos),
@@ -1337,7 +1337,7 @@ impl Eval {
         let v = self.force(v)?;
         match &v {
             Value::Attrs(a) => {
-                if !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
+                if !seen.insert(a.as_ptr() as usize) {
                     return Ok(());
                 }
                 for (name, x, p) in a.entries.iter() {
@@ -1346,7 +1346,7 @@ impl Eval {
                 }
             }
             Value::List(l) => {
-                if !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
+                if !seen.insert(l.as_ptr() as usize) {
                     return Ok(());
                 }
                 for (i, x) in l.iter().enumerate() {

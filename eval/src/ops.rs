@@ -168,7 +168,7 @@ impl Eval {
             (Value::Str(x), Value::Str(y)) => *x.bytes == *y.bytes,
             (Value::Path(x), Value::Path(y)) => x == y,
             (Value::List(x), Value::List(y)) => {
-                if Rc::ptr_eq(x, y) {
+                if RcSlice::ptr_eq(x, y) {
                     return Ok(true);
                 }
                 if x.len() != y.len() {
@@ -182,7 +182,7 @@ impl Eval {
                 true
             }
             (Value::Attrs(x), Value::Attrs(y)) => {
-                if Rc::ptr_eq(x, y) {
+                if Attrs::ptr_eq(x, y) {
                     return Ok(true);
                 }
                 if self.is_derivation(x)?
@@ -217,15 +217,15 @@ fn same_ref(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Thunk(x), Value::Thunk(y)) => ThunkRef::ptr_eq(x, y),
         (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
-        (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
-        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y) && !x.is_empty(),
+        (Value::Attrs(x), Value::Attrs(y)) => Attrs::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => RcSlice::ptr_eq(x, y) && !x.is_empty(),
         (Value::PrimOp(x), Value::PrimOp(y)) => std::ptr::eq(*x, *y),
         _ => false,
     }
 }
 
 /// `x // y`: a merge of two sorted entry vectors, right side winning.
-pub fn update(x: &Rc<Attrs>, y: &Rc<Attrs>) -> Rc<Attrs> {
+pub fn update(x: &Attrs, y: &Attrs) -> Attrs {
     if y.is_empty() {
         return x.clone();
     }
@@ -254,9 +254,9 @@ pub fn update(x: &Rc<Attrs>, y: &Rc<Attrs>) -> Rc<Attrs> {
     }
     out.extend_from_slice(&a[i..]);
     out.extend_from_slice(&b[j..]);
-    Rc::new(Attrs {
+    Attrs {
         entries: out.into(),
-    })
+    }
 }
 
 /// Integer/float arithmetic with Nix's overflow checks.

@@ -5,7 +5,6 @@ use crate::error::Result;
 use crate::eval::Eval;
 use crate::value::*;
 use std::collections::HashSet;
-use std::rc::Rc;
 
 /// Formats a float as C++ `std::ostream << double` does (`%g`, precision 6).
 pub fn fmt_float(f: f64) -> String {
@@ -165,8 +164,8 @@ fn pv_inner(
     // Values are tracked by their cell (thunk) identity, as Nix does.
     let cell = match v {
         Value::Thunk(t) => Some(t.as_ptr() as *const u8 as usize),
-        Value::Attrs(a) => Some(Rc::as_ptr(a) as *const u8 as usize),
-        Value::List(l) => Some(Rc::as_ptr(l) as *const u8 as usize),
+        Value::Attrs(a) => Some(a.as_ptr() as usize),
+        Value::List(l) => Some(l.as_ptr() as usize),
         _ => None,
     };
     let v = match v {

@@ -1,13 +1,13 @@
 //! Runtime values: a small enum (16 bytes) whose heap variants are behind
-//! `Rc`. Attribute sets are vectors sorted by symbol; lists are `Rc<Box<[Value]>>`
-//! (a thin pointer, unlike `Rc<[Value]>`, to a 32-byte cell, unlike
-//! `Rc<Vec<Value>>`);
+//! `Rc`-like pointers. Attribute sets are entries sorted by symbol and
+//! lists are values, each in one [`RcSlice`] allocation;
 //! strings are byte strings with an optional context; thunks are
 //! `ThunkRef` cells that are blackholed while being forced.
 
 use crate::error::Result;
 use crate::ir::{Expr, LambdaExpr};
 use crate::pos::Pos;
+pub use crate::rc_slice::RcSlice;
 use crate::symbol::Sym;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
@@ -149,18 +149,26 @@ impl NixStr {
 }
 
 /// The elements of a list.
-pub type List = Box<[Value]>;
+pub type List = RcSlice<Value>;
 
 /// One attribute: name, value and where it was defined.
 pub type Entry = (Sym, Value, Pos);
 
-/// An attribute set: entries sorted by symbol id.
-#[derive(Debug, Default)]
+/// An attribute set: entries sorted by symbol id (cloning shares them).
+#[derive(Debug, Default, Clone)]
 pub struct Attrs {
-    pub entries: Box<[Entry]>,
+    pub entries: RcSlice<Entry>,
 }
 
 impl Attrs {
+    /// Whether two sets share their entries.
+    pub fn ptr_eq(a: &Attrs, b: &Attrs) -> bool {
+        RcSlice::ptr_eq(&a.entries, &b.entries)
+    }
+    /// The address of the entries (an identity for cycle detection).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.entries.as_ptr()
+    }
     /// Looks up an attribute.
     pub fn get(&self, s: Sym) -> Option<&Value> {
         self.entries
@@ -186,7 +194,7 @@ impl Attrs {
             }
         }
         Attrs {
-            entries: out.into_boxed_slice(),
+            entries: out.into(),
         }
     }
     /// Entries sorted by attribute name (the order Nix shows them in).
@@ -406,8 +414,8 @@ pub enum Value {
     Float(f64),
     Str(Rc<NixStr>),
     Path(Rc<Vec<u8>>),
-    Attrs(Rc<Attrs>),
-    List(Rc<List>),
+    Attrs(Attrs),
+    List(List),
     Lambda(Rc<Closure>),
     PrimOp(&'static PrimOp),
     PrimOpApp(Rc<PrimOpApp>),
@@ -424,6 +432,7 @@ impl Value {
         Value::Str(Rc::new(NixStr::with_ctx(b, ctx)))
     }
     /// A delayed application `f a`.
+    #[inline]
     pub fn app(f: Value, a: Value) -> Value {
         let state = match f {
             Value::Lambda(c) => ThunkState::AppLambda(c, a),
@@ -437,15 +446,15 @@ impl Value {
     }
     /// An attribute set value.
     pub fn attrs(a: Attrs) -> Value {
-        Value::Attrs(Rc::new(a))
+        Value::Attrs(a)
     }
     /// A list value.
     pub fn list(v: Vec<Value>) -> Value {
-        Value::List(Rc::new(v.into_boxed_slice()))
+        Value::List(RcSlice::from_vec(v))
     }
     /// A list value from an iterator.
     pub fn list_from(it: impl IntoIterator<Item = Value>) -> Value {
-        Value::List(Rc::new(it.into_iter().collect()))
+        Value::List(it.into_iter().collect())
     }
     /// The type name Nix reports (`builtins.typeOf`).
     pub fn type_name(&self) -> &'static str {

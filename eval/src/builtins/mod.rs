@@ -19,7 +19,6 @@ use crate::ops::arith;
 use crate::pos::Pos;
 use crate::symbol::sym;
 use crate::value::*;
-use std::rc::Rc;
 
 macro_rules! prim {
     ($name:expr, $arity:expr, $f:expr) => {
@@ -291,7 +290,7 @@ pub fn install(ev: &mut Eval) {
     // `derivation` is a placeholder until the Nix-level wrapper is built.
     let drv_slot = ThunkRef::new(ThunkState::Blackhole);
     entries.push((sym("derivation"), Value::Thunk(drv_slot.clone()), Pos::NONE));
-    let battrs = Rc::new(Attrs::from_unsorted(entries));
+    let battrs = Attrs::from_unsorted(entries);
     self_ref
         .0
         .set(ThunkState::Done(Value::Attrs(battrs.clone())));
