@@ -338,6 +338,7 @@ struct ThunkBox {
 
 impl ThunkRef {
     /// A new thunk in `state`.
+    #[inline]
     pub fn new(state: ThunkState) -> ThunkRef {
         let b = Box::new(ThunkBox {
             refs: Cell::new(1),

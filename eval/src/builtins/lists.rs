@@ -146,7 +146,19 @@ pub fn gen_list(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         return err(format!("cannot create list of size {n}"), p);
     }
     ev.charge(n as u64, p)?;
-    let f = a[0].clone();
+    // Elements apply the (forced) function: look at it once, not per element.
+    let f = match &a[0] {
+        Value::Thunk(t) => t.done().unwrap_or_else(|| a[0].clone()),
+        f => f.clone(),
+    };
+    if let Value::Lambda(c) = &f {
+        return Ok(Value::list_from((0..n).map(|i| {
+            Value::Thunk(ThunkRef::new(ThunkState::AppLambda(
+                c.clone(),
+                Value::Int(i),
+            )))
+        })));
+    }
     Ok(Value::list_from(
         (0..n).map(|i| Value::app(f.clone(), Value::Int(i))),
     ))
