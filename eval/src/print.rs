@@ -49,16 +49,28 @@ fn trim_zeros(s: &str) -> &str {
 /// Appends the decimal digits of `i` (without the formatting machinery,
 /// which is slow for the many integers of a large document).
 pub fn push_int(i: i64, out: &mut Vec<u8>) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut buf = [0u8; 20];
     let mut at = buf.len();
     let mut n = i.unsigned_abs();
-    loop {
+    // Two digits per division.
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
         at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[at] = b'0' + n as u8;
     }
     if i < 0 {
         out.push(b'-');
@@ -240,7 +252,20 @@ fn pv_inner(
 
 #[cfg(test)]
 mod tests {
-    use super::fmt_float;
+    use super::{fmt_float, push_int};
+
+    #[test]
+    fn integers_like_to_string() {
+        let mut samples = vec![0, 1, -1, 9, 10, 99, 100, 101, 999, 1000, i64::MAX, i64::MIN];
+        samples.extend((0..19).map(|e| 10i64.pow(e)));
+        samples.extend((0..19).map(|e| 10i64.pow(e) - 1));
+        samples.extend((0..19).map(|e| -(10i64.pow(e)) + 1));
+        for i in samples {
+            let mut out = b"x".to_vec();
+            push_int(i, &mut out);
+            assert_eq!(&out[1..], i.to_string().as_bytes(), "{i}");
+        }
+    }
 
     #[test]
     fn floats_like_cpp() {

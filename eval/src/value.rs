@@ -316,6 +316,19 @@ impl Thunk {
             _ => None,
         }
     }
+
+    /// The value, borrowed, if the thunk has been evaluated.
+    #[inline]
+    pub fn done_ref(&self) -> Option<&Value> {
+        // SAFETY: `Done` is final: forcing an evaluated thunk returns its
+        // value without touching the cell, and nothing else writes a cell
+        // after it is done, so the value lives, unchanged, as long as the
+        // thunk does.
+        match unsafe { &*self.0.as_ptr() } {
+            ThunkState::Done(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for Thunk {

@@ -118,13 +118,22 @@ fn json_str_len(b: &[u8]) -> usize {
 
 /// The number of bytes [`push_int`] writes for `i`.
 fn int_len(i: i64) -> usize {
-    let mut n = i.unsigned_abs();
-    let mut len = usize::from(i < 0) + 1;
-    while n >= 10 {
-        n /= 10;
-        len += 1;
+    let digits = i.unsigned_abs().checked_ilog10().unwrap_or(0) as usize + 1;
+    usize::from(i < 0) + digits
+}
+
+/// `v` forced; borrowed when it is already evaluated, as every value is
+/// by the time it is written (no reference counting per node of a large
+/// document), else forced into `slot`.
+#[inline]
+fn forced<'a>(ev: &mut Eval, v: &'a Value, slot: &'a mut Option<Value>) -> Result<&'a Value> {
+    match v {
+        Value::Thunk(t) => match t.done_ref() {
+            Some(x) => Ok(x),
+            None => Ok(slot.insert(ev.force(v)?)),
+        },
+        v => Ok(v),
     }
-    len
 }
 
 /// Serialises a value as JSON, collecting string context.
@@ -172,8 +181,9 @@ fn json_measure_inner(
     p: Pos,
     made: &mut Vec<Vec<u8>>,
 ) -> Result<usize> {
-    let v = ev.force(v)?;
-    Ok(match &v {
+    let mut slot = None;
+    let v = forced(ev, v, &mut slot)?;
+    Ok(match v {
         Value::Null => 4,
         Value::Bool(b) => 4 + usize::from(!*b),
         Value::Int(i) => int_len(*i),
@@ -196,21 +206,20 @@ fn json_measure_inner(
             json_str_len(&s.bytes)
         }
         Value::Path(_) => {
-            let s = ev.coerce_to_string(&v, ctx, false, true, p)?;
+            let s = ev.coerce_to_string(v, ctx, false, true, p)?;
             let n = json_str_len(&s);
             made.push(s);
             n
         }
         Value::Attrs(a) => {
             if a.get(ev.s.to_string).is_some() {
-                let s = ev.coerce_to_string(&v, ctx, false, true, p)?;
+                let s = ev.coerce_to_string(v, ctx, false, true, p)?;
                 let n = json_str_len(&s);
                 made.push(s);
                 return Ok(n);
             }
             if let Some(o) = a.get(ev.s.out_path) {
-                let o = o.clone();
-                return json_measure(ev, &o, ctx, p, made);
+                return json_measure(ev, o, ctx, p, made);
             }
             // Braces, and a colon and a comma (one too many) per entry.
             let mut n = 2 + (2 * a.len()).saturating_sub(1);
@@ -240,7 +249,8 @@ fn json_write(
     made: &mut std::vec::IntoIter<Vec<u8>>,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let v = ev.force(v)?;
+    let mut slot = None;
+    let v = forced(ev, v, &mut slot)?;
     let mut take = |out: &mut Vec<u8>| match made.next() {
         Some(s) => {
             json_str(&s, out);
@@ -248,7 +258,7 @@ fn json_write(
         }
         None => err("internal error: JSON string missing", p),
     };
-    match &v {
+    match v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
         Value::Int(i) => push_int(*i, out),
@@ -260,8 +270,7 @@ fn json_write(
                 return take(out);
             }
             if let Some(o) = a.get(ev.s.out_path) {
-                let o = o.clone();
-                return json_write(ev, &o, p, made, out);
+                return json_write(ev, o, p, made, out);
             }
             out.push(b'{');
             for (i, (name, x, _)) in a.sorted_by_name().into_iter().enumerate() {
