@@ -136,14 +136,33 @@ fn forced<'a>(ev: &mut Eval, v: &'a Value, slot: &'a mut Option<Value>) -> Resul
     }
 }
 
+/// What the measuring pass of [`to_json_bytes`] leaves for the writing
+/// pass, in the order it is needed: the strings that took running code to
+/// make, and the name order of each set's entries (indices as bytes for
+/// sets of up to 256 entries, else as words).
+#[derive(Default)]
+struct JsonPlan {
+    made: Vec<Vec<u8>>,
+    order: Vec<u8>,
+    wide_order: Vec<u32>,
+}
+
+/// Reads a [`JsonPlan`] back.
+struct JsonReplay<'a> {
+    made: std::vec::IntoIter<Vec<u8>>,
+    order: std::slice::Iter<'a, u8>,
+    wide_order: std::slice::Iter<'a, u32>,
+}
+
 /// Serialises a value as JSON, collecting string context.
 ///
 /// Two passes: the first forces the value, checks it, collects the
-/// context and measures the document; the second writes it into a buffer
-/// reserved at exactly that size. A large document is thus neither copied
-/// as its buffer grows nor held twice while it is. Strings that take
-/// running code to produce (`__toString`, paths copied to the store) are
-/// made once, in the first pass, and kept for the second.
+/// context, sorts each set's names and measures the document; the second
+/// writes it into a buffer reserved at exactly that size. A large document
+/// is thus neither copied as its buffer grows nor held twice while it is.
+/// Strings that take running code to produce (`__toString`, paths copied
+/// to the store) are made once, in the first pass, and kept for the
+/// second, as is the name order of every set.
 pub fn to_json_bytes(
     ev: &mut Eval,
     v: &Value,
@@ -151,12 +170,16 @@ pub fn to_json_bytes(
     p: Pos,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    let mut made = Vec::new();
-    let len = json_measure(ev, v, ctx, p, &mut made)?;
+    let mut plan = JsonPlan::default();
+    let len = json_measure(ev, v, ctx, p, &mut plan)?;
     out.reserve_exact(len);
     let start = out.len();
-    let mut made = made.into_iter();
-    json_write(ev, v, p, &mut made, out)?;
+    let mut replay = JsonReplay {
+        made: plan.made.into_iter(),
+        order: plan.order.iter(),
+        wide_order: plan.wide_order.iter(),
+    };
+    json_write(ev, v, p, &mut replay, out)?;
     debug_assert_eq!(out.len() - start, len, "JSON length measured wrongly");
     Ok(())
 }
@@ -166,10 +189,10 @@ fn json_measure(
     v: &Value,
     ctx: &mut Context,
     p: Pos,
-    made: &mut Vec<Vec<u8>>,
+    plan: &mut JsonPlan,
 ) -> Result<usize> {
     ev.enter(p)?;
-    let r = json_measure_inner(ev, v, ctx, p, made);
+    let r = json_measure_inner(ev, v, ctx, p, plan);
     ev.depth -= 1;
     r
 }
@@ -179,7 +202,7 @@ fn json_measure_inner(
     v: &Value,
     ctx: &mut Context,
     p: Pos,
-    made: &mut Vec<Vec<u8>>,
+    plan: &mut JsonPlan,
 ) -> Result<usize> {
     let mut slot = None;
     let v = forced(ev, v, &mut slot)?;
@@ -208,31 +231,41 @@ fn json_measure_inner(
         Value::Path(_) => {
             let s = ev.coerce_to_string(v, ctx, false, true, p)?;
             let n = json_str_len(&s);
-            made.push(s);
+            plan.made.push(s);
             n
         }
         Value::Attrs(a) => {
             if a.get(ev.s.to_string).is_some() {
                 let s = ev.coerce_to_string(v, ctx, false, true, p)?;
                 let n = json_str_len(&s);
-                made.push(s);
+                plan.made.push(s);
                 return Ok(n);
             }
             if let Some(o) = a.get(ev.s.out_path) {
-                return json_measure(ev, o, ctx, p, made);
+                return json_measure(ev, o, ctx, p, plan);
             }
             // Braces, and a colon and a comma (one too many) per entry.
             let mut n = 2 + (2 * a.len()).saturating_sub(1);
-            for (name, x, _) in a.sorted_by_name() {
+            let sorted = a.sorted_by_name();
+            let base = a.entries.as_ptr_range().start.addr();
+            for e in &sorted {
+                let i = (std::ptr::from_ref(*e).addr() - base) / std::mem::size_of::<Entry>();
+                if a.len() <= 256 {
+                    plan.order.push(i as u8);
+                } else {
+                    plan.wide_order.push(i as u32);
+                }
+            }
+            for (name, x, _) in sorted {
                 n += json_str_len(name.bytes());
-                n += json_measure(ev, x, ctx, p, made)?;
+                n += json_measure(ev, x, ctx, p, plan)?;
             }
             n
         }
         Value::List(l) => {
             let mut n = 2 + l.len().saturating_sub(1);
             for x in l.iter() {
-                n += json_measure(ev, x, ctx, p, made)?;
+                n += json_measure(ev, x, ctx, p, plan)?;
             }
             n
         }
@@ -240,18 +273,18 @@ fn json_measure_inner(
     })
 }
 
-/// Writes a value [`json_measure`] has forced and checked; `made` yields
-/// the strings it made, in the same order.
+/// Writes a value [`json_measure`] has forced and checked, replaying the
+/// strings it made and the name orders it found, in the same order.
 fn json_write(
     ev: &mut Eval,
     v: &Value,
     p: Pos,
-    made: &mut std::vec::IntoIter<Vec<u8>>,
+    plan: &mut JsonReplay,
     out: &mut Vec<u8>,
 ) -> Result<()> {
     let mut slot = None;
     let v = forced(ev, v, &mut slot)?;
-    let mut take = |out: &mut Vec<u8>| match made.next() {
+    let mut take = |out: &mut Vec<u8>| match plan.made.next() {
         Some(s) => {
             json_str(&s, out);
             Ok(())
@@ -270,16 +303,36 @@ fn json_write(
                 return take(out);
             }
             if let Some(o) = a.get(ev.s.out_path) {
-                return json_write(ev, o, p, made, out);
+                return json_write(ev, o, p, plan, out);
             }
             out.push(b'{');
-            for (i, (name, x, _)) in a.sorted_by_name().into_iter().enumerate() {
-                if i > 0 {
+            // This set's order comes before those of the sets inside it.
+            let order: smallvec::SmallVec<[usize; 8]> = if a.len() <= 256 {
+                plan.order
+                    .by_ref()
+                    .take(a.len())
+                    .map(|&i| usize::from(i))
+                    .collect()
+            } else {
+                plan.wide_order
+                    .by_ref()
+                    .take(a.len())
+                    .map(|&i| i as usize)
+                    .collect()
+            };
+            if order.len() != a.len() {
+                return err("internal error: JSON set order missing", p);
+            }
+            for (k, i) in order.into_iter().enumerate() {
+                let Some((name, x, _)) = a.entries.get(i) else {
+                    return err("internal error: JSON set order missing", p);
+                };
+                if k > 0 {
                     out.push(b',');
                 }
                 json_str(name.bytes(), out);
                 out.push(b':');
-                json_write(ev, x, p, made, out)?;
+                json_write(ev, x, p, plan, out)?;
             }
             out.push(b'}');
         }
@@ -289,7 +342,7 @@ fn json_write(
                 if i > 0 {
                     out.push(b',');
                 }
-                json_write(ev, x, p, made, out)?;
+                json_write(ev, x, p, plan, out)?;
             }
             out.push(b']');
         }

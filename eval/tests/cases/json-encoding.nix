@@ -18,6 +18,7 @@ in [
   (toJSON [ ])
   (toJSON [ [ ] { } [ [ ] ] { a = { }; } ])
   (toJSON { b = 1; a = 2; "" = 3; "with space" = 4; "q\"uote" = 5; zz = { y = 1; x = [ 1 2 ]; }; })
+  (toJSON { a = { z = 1; y = { q = 2; p = [ { n = 1; m = 2; } ]; }; x = 0; }; b = { d = 4; c = 5; }; })
   (toJSON strs)
   (toJSON { s = strs; l = [ strs strs ]; })
   (toJSON drvLike)
