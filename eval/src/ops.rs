@@ -225,6 +225,9 @@ fn same_ref(a: &Value, b: &Value) -> bool {
 }
 
 /// `x // y`: a merge of two sorted entry vectors, right side winning.
+/// The merge is planned as runs of either side first, so the entries are
+/// then written once, straight into the new set (folding `//` over a
+/// growing set copies it at every step: a few runs of many entries).
 pub fn update(x: &Attrs, y: &Attrs) -> Attrs {
     if y.is_empty() {
         return x.clone();
@@ -233,30 +236,49 @@ pub fn update(x: &Attrs, y: &Attrs) -> Attrs {
         return y.clone();
     }
     let (a, b) = (&x.entries, &y.entries);
-    let mut out = Vec::with_capacity(a.len() + b.len());
+    // (from the right side, start, end)
+    let mut runs: smallvec::SmallVec<[(bool, usize, usize); 8]> = smallvec::SmallVec::new();
+    let mut len = 0;
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
+        let (right, start) = match a[i].0.cmp(&b[j].0) {
             Ordering::Less => {
-                out.push(a[i].clone());
-                i += 1;
+                let start = i;
+                while i < a.len() && a[i].0 < b[j].0 {
+                    i += 1;
+                }
+                (false, start)
             }
             Ordering::Greater => {
-                out.push(b[j].clone());
-                j += 1;
+                let start = j;
+                while j < b.len() && b[j].0 < a[i].0 {
+                    j += 1;
+                }
+                (true, start)
             }
             Ordering::Equal => {
-                out.push(b[j].clone());
                 i += 1;
                 j += 1;
+                (true, j - 1)
             }
+        };
+        let end = if right { j } else { i };
+        len += end - start;
+        runs.push((right, start, end));
+    }
+    runs.push((false, i, a.len()));
+    runs.push((true, j, b.len()));
+    len += (a.len() - i) + (b.len() - j);
+    let entries = RcSlice::build(len, |f| {
+        for &(right, start, end) in &runs {
+            f.extend_from_slice(if right {
+                &b[start..end]
+            } else {
+                &a[start..end]
+            });
         }
-    }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    Attrs {
-        entries: out.into(),
-    }
+    });
+    Attrs { entries }
 }
 
 /// Integer/float arithmetic with Nix's overflow checks.

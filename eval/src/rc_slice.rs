@@ -159,55 +159,78 @@ impl<T> From<Box<[T]>> for RcSlice<T> {
     }
 }
 
+/// Fills a new allocation element by element (see [`RcSlice::build`]);
+/// frees what it wrote if the filling panics.
+pub struct Filler<T> {
+    block: *mut u8,
+    items: *mut T,
+    written: usize,
+    len: usize,
+    layout: Layout,
+}
+
+impl<T> Filler<T> {
+    /// Appends `x`. Panics past the announced length.
+    #[inline]
+    pub fn push(&mut self, x: T) {
+        assert!(self.written < self.len, "more elements than announced");
+        // SAFETY: slot `written` lies inside the allocation and is free.
+        unsafe { self.items.add(self.written).write(x) };
+        self.written += 1;
+    }
+}
+
+impl<T: Clone> Filler<T> {
+    /// Appends clones of `xs`.
+    #[inline]
+    pub fn extend_from_slice(&mut self, xs: &[T]) {
+        assert!(
+            xs.len() <= self.len - self.written,
+            "more elements than announced"
+        );
+        for x in xs {
+            // SAFETY: as in `push`; the room was checked above.
+            unsafe { self.items.add(self.written).write(x.clone()) };
+            self.written += 1;
+        }
+    }
+}
+
+impl<T> Drop for Filler<T> {
+    fn drop(&mut self) {
+        // SAFETY: the first `written` elements were written and nothing
+        // else owns them; the block was allocated with `layout`.
+        unsafe {
+            std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.items, self.written));
+            dealloc(self.block, self.layout);
+        }
+    }
+}
+
 impl<T> RcSlice<T> {
-    /// Writes the `len` elements `it` yields straight into a new
-    /// allocation (a list of a million elements is not built twice).
-    fn from_exact_iter(len: usize, it: impl Iterator<Item = T>) -> RcSlice<T> {
-        /// Frees a partly written allocation if the iterator panics or
-        /// ends early.
-        struct Partial<T> {
-            block: *mut u8,
-            items: *mut T,
-            written: usize,
-            layout: Layout,
-        }
-        impl<T> Drop for Partial<T> {
-            fn drop(&mut self) {
-                // SAFETY: the first `written` elements were written and
-                // nothing else owns them; the block was allocated with
-                // `layout`.
-                unsafe {
-                    std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
-                        self.items,
-                        self.written,
-                    ));
-                    dealloc(self.block, self.layout);
-                }
-            }
-        }
+    /// A slice of `len` elements that `fill` appends to the [`Filler`] it
+    /// is given, written straight into the new allocation. Panics if
+    /// `fill` appends fewer.
+    pub fn build(len: usize, fill: impl FnOnce(&mut Filler<T>)) -> RcSlice<T> {
         let (layout, offset) = layout_for::<T>(len);
-        // SAFETY: as in `from_raw_moved`; each element is written once,
-        // inside the allocation, and counted before the next is asked for.
+        // SAFETY: as in `from_raw_moved`; once all `len` elements are
+        // written, the header is filled in and the filler forgotten, so
+        // the slice alone owns the elements.
         unsafe {
             let block = alloc(layout);
             let Some(ptr) = NonNull::new(block.cast::<Header>()) else {
                 handle_alloc_error(layout);
             };
-            let mut partial = Partial {
+            let mut filler = Filler {
                 block,
                 items: block.add(offset).cast::<T>(),
                 written: 0,
+                len,
                 layout,
             };
-            for x in it.take(len) {
-                partial.items.add(partial.written).write(x);
-                partial.written += 1;
-            }
-            assert!(
-                partial.written == len,
-                "iterator ended before the length it reported"
-            );
-            std::mem::forget(partial);
+            fill(&mut filler);
+            assert!(filler.written == len, "fewer elements than announced");
+            std::mem::forget(filler);
             ptr.as_ptr().write(Header {
                 refs: Cell::new(1),
                 len,
@@ -217,6 +240,17 @@ impl<T> RcSlice<T> {
                 _owns: PhantomData,
             }
         }
+    }
+
+    /// Writes the `len` elements `it` yields straight into a new
+    /// allocation (a list of a million elements is not built twice).
+    /// Panics if `it` yields fewer.
+    pub fn from_exact_iter(len: usize, it: impl Iterator<Item = T>) -> RcSlice<T> {
+        RcSlice::build(len, |f| {
+            for x in it.take(len) {
+                f.push(x);
+            }
+        })
     }
 }
 
