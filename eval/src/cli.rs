@@ -227,7 +227,7 @@ fn auto_args(ev: &mut Eval, args: &EvalArgs) -> Result<Vec<(crate::symbol::Sym, 
 }
 
 /// Calls a function whose formals can be filled from the auto arguments.
-fn auto_call(ev: &mut Eval, v: Value, auto: &std::rc::Rc<Attrs>) -> Result<Value> {
+fn auto_call(ev: &mut Eval, v: Value, auto: &Attrs) -> Result<Value> {
     let v = ev.force(&v)?;
     match &v {
         Value::Lambda(c) if c.lam.formals.is_some() => {
@@ -262,7 +262,7 @@ fn run_eval(ev: &mut Eval, args: &EvalArgs, so: &mut dyn Write) -> Result<()> {
         return Ok(());
     }
     let roots = load_root(ev, args)?;
-    let auto = std::rc::Rc::new(Attrs::from_unsorted(auto_args(ev, args)?));
+    let auto = Attrs::from_unsorted(auto_args(ev, args)?);
     for (e, _) in roots {
         let g = ev.global.clone();
         let mut v = ev.eval(e, &g)?;

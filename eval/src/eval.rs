@@ -7,7 +7,7 @@ use crate::ir::*;
 use crate::pos::Pos;
 use crate::symbol::{Sym, intern, sym};
 use crate::value::*;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -224,11 +224,7 @@ impl Eval {
                 }
             }
             Expr::List(items) if depth < MAX_EAGER_DEPTH => {
-                let v: Vec<Value> = items
-                    .iter()
-                    .map(|i| self.thunk_at(i, env, depth + 1))
-                    .collect();
-                return Value::List(Rc::new(v));
+                return Value::list_from(items.iter().map(|i| self.thunk_at(i, env, depth + 1)));
             }
             Expr::Attrs(a)
                 if depth < MAX_EAGER_DEPTH
@@ -248,7 +244,7 @@ impl Eval {
             }
             _ => {}
         }
-        Value::Thunk(Rc::new(Thunk(Cell::new(ThunkState::Expr(e, env.clone())))))
+        Value::Thunk(ThunkRef::new(ThunkState::Expr(e, env.clone())))
     }
 
     /// Like [`Eval::thunk`] but never reads `env` (for recursive frames
@@ -269,7 +265,7 @@ impl Eval {
         }
     }
 
-    fn force_thunk(&mut self, t: &Rc<Thunk>) -> Result<Value> {
+    fn force_thunk(&mut self, t: &ThunkRef) -> Result<Value> {
         if let Some(v) = t.done() {
             return Ok(v);
         }
@@ -280,9 +276,12 @@ impl Eval {
         }
         let r = match &state {
             ThunkState::Expr(e, env) => self.eval(e, env),
-            ThunkState::App(f, a) => {
-                let f = f.clone();
-                let a = a.clone();
+            ThunkState::AppLambda(c, a) => {
+                let f = Value::Lambda(c.clone());
+                self.call(f, a.clone(), Pos::NONE)
+            }
+            ThunkState::App(fa) => {
+                let (f, a) = (fa.0.clone(), fa.1.clone());
                 self.force(&f).and_then(|f| self.call(f, a, Pos::NONE))
             }
             ThunkState::Blackhole => Err(Error::new(
@@ -413,10 +412,7 @@ impl Eval {
                 err(format!("undefined variable '{name}'"), *pos)
             }
             Expr::Attrs(a) => self.eval_attrs(a, env),
-            Expr::List(items) => {
-                let v: Vec<Value> = items.iter().map(|i| self.thunk(i, env)).collect();
-                Ok(Value::List(Rc::new(v)))
-            }
+            Expr::List(items) => Ok(Value::list_from(items.iter().map(|i| self.thunk(i, env)))),
             Expr::Lambda(l) => Ok(Value::Lambda(Rc::new(Closure {
                 lam: l,
                 env: env.clone(),
@@ -806,11 +802,9 @@ impl Eval {
         let mut ctx = Context::new();
         for (i, p) in c.parts.iter().enumerate() {
             let ppos = c.part_pos.get(i).copied().unwrap_or(c.pos);
-            let s = self
-                .eval(p, env)
-                .and_then(|v| self.coerce_to_string(&v, &mut ctx, false, true, ppos))
+            self.eval(p, env)
+                .and_then(|v| self.coerce_into(&v, &mut ctx, false, true, ppos, &mut out))
                 .trace(|| "while evaluating a path segment".to_string(), ppos)?;
-            out.extend_from_slice(&s);
         }
         self.charge(out.len() as u64 / 64, c.pos)?;
         Ok(Value::str_ctx(out, ctx))
@@ -1121,24 +1115,24 @@ impl Eval {
     // ---------------------------------------------------------- helpers
 
     /// Forces a value and checks it is a set.
-    pub fn force_attrs(&mut self, v: &Value, pos: Pos) -> Result<Rc<Attrs>> {
+    pub fn force_attrs(&mut self, v: &Value, pos: Pos) -> Result<Attrs> {
         self.force_attrs_inner(v, pos)
             .map_err(|e| self.arg_frame(v, e))
     }
 
-    fn force_attrs_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<Attrs>> {
+    fn force_attrs_inner(&mut self, v: &Value, pos: Pos) -> Result<Attrs> {
         match self.force(v)? {
             Value::Attrs(a) => Ok(a),
             v => err(crate::error::type_msg("a set", &v), pos),
         }
     }
     /// Forces a value and checks it is a list.
-    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+    pub fn force_list(&mut self, v: &Value, pos: Pos) -> Result<List> {
         self.force_list_inner(v, pos)
             .map_err(|e| self.arg_frame(v, e))
     }
 
-    fn force_list_inner(&mut self, v: &Value, pos: Pos) -> Result<Rc<Vec<Value>>> {
+    fn force_list_inner(&mut self, v: &Value, pos: Pos) -> Result<List> {
         match self.force(v)? {
             Value::List(l) => Ok(l),
             v => err(crate::error::type_msg("a list", &v), pos),
@@ -1220,6 +1214,22 @@ impl Eval {
         copy: bool,
         pos: Pos,
     ) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.coerce_into(v, ctx, more, copy, pos, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Eval::coerce_to_string`] appending to `out` (no buffer of its own
+    /// for each piece of an interpolation or a list).
+    pub fn coerce_into(
+        &mut self,
+        v: &Value,
+        ctx: &mut Context,
+        more: bool,
+        copy: bool,
+        pos: Pos,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         self.check_stack(pos)?;
         let v = self.force(v)?;
         match &v {
@@ -1227,7 +1237,7 @@ impl Eval {
                 if let Some(c) = &s.ctx {
                     ctx.extend(c.iter().cloned());
                 }
-                Ok(s.bytes.to_vec())
+                out.extend_from_slice(&s.bytes);
             }
             Value::Path(p) => {
                 if copy {
@@ -1235,10 +1245,10 @@ impl Eval {
                         .io
                         .copy_path_to_store(p)
                         .map_err(|m| Error::new(ErrorKind::Eval, m, pos))?;
-                    ctx.insert(sp.clone().into_boxed_slice());
-                    Ok(sp)
+                    out.extend_from_slice(&sp);
+                    ctx.insert(sp.into_boxed_slice());
                 } else {
-                    Ok(p.to_vec())
+                    out.extend_from_slice(p);
                 }
             }
             Value::Attrs(a) => {
@@ -1247,7 +1257,7 @@ impl Eval {
                         || "while calling the `__toString` attribute".to_string(),
                         fpos,
                     )?;
-                    return self.coerce_to_string(&r, ctx, more, copy, pos).trace(
+                    return self.coerce_into(&r, ctx, more, copy, pos, out).trace(
                         || "while using the result of the `__toString` attribute".to_string(),
                         fpos,
                     );
@@ -1257,25 +1267,27 @@ impl Eval {
                         || "while evaluating the `outPath` attribute".to_string(),
                         opos,
                     )?;
-                    return self.coerce_to_string(&o, ctx, more, copy, pos);
+                    return self.coerce_into(&o, ctx, more, copy, pos, out);
                 }
-                err(
+                return err(
                     format!(
                         "cannot coerce a set to a string: {}",
                         crate::error::short(&v)
                     ),
                     pos,
-                )
+                );
             }
-            Value::Null if more => Ok(Vec::new()),
-            Value::Bool(b) if more => Ok(if *b { b"1".to_vec() } else { Vec::new() }),
-            Value::Int(i) if more => Ok(i.to_string().into_bytes()),
-            Value::Float(f) if more => Ok(format!("{f:.6}").into_bytes()),
+            Value::Null if more => {}
+            Value::Bool(b) if more => {
+                if *b {
+                    out.push(b'1');
+                }
+            }
+            Value::Int(i) if more => crate::print::push_int(*i, out),
+            Value::Float(f) if more => out.extend_from_slice(format!("{f:.6}").as_bytes()),
             Value::List(l) if more => {
-                let mut out = Vec::new();
                 for (i, x) in l.iter().enumerate() {
-                    let s = self.coerce_to_string(x, ctx, more, copy, pos)?;
-                    out.extend_from_slice(&s);
+                    self.coerce_into(x, ctx, more, copy, pos, out)?;
                     if i + 1 < l.len() {
                         let x = self.force(x)?;
                         if !matches!(&x, Value::List(l2) if l2.is_empty()) {
@@ -1283,17 +1295,19 @@ impl Eval {
                         }
                     }
                 }
-                Ok(out)
             }
-            other => err(
-                format!(
-                    "cannot coerce {} to a string: {}",
-                    other.type_desc(),
-                    crate::error::short(other)
-                ),
-                pos,
-            ),
+            other => {
+                return err(
+                    format!(
+                        "cannot coerce {} to a string: {}",
+                        other.type_desc(),
+                        crate::error::short(other)
+                    ),
+                    pos,
+                );
+            }
         }
+        Ok(())
     }
 
     /// Forces a value deeply (`--strict`, `deepSeq`).
@@ -1323,7 +1337,7 @@ impl Eval {
         let v = self.force(v)?;
         match &v {
             Value::Attrs(a) => {
-                if !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
+                if !seen.insert(a.as_ptr() as usize) {
                     return Ok(());
                 }
                 for (name, x, p) in a.entries.iter() {
@@ -1332,7 +1346,7 @@ impl Eval {
                 }
             }
             Value::List(l) => {
-                if !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
+                if !seen.insert(l.as_ptr() as usize) {
                     return Ok(());
                 }
                 for (i, x) in l.iter().enumerate() {

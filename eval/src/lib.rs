@@ -19,6 +19,7 @@ pub mod parse_print;
 pub mod pos;
 pub mod posix_regex;
 pub mod print;
+pub mod rc_slice;
 pub mod source;
 pub mod store;
 pub mod symbol;
@@ -129,7 +130,7 @@ impl Eval {
     }
 
     /// `scopedImport scope path`.
-    pub fn scoped_import(&mut self, scope: Rc<Attrs>, path: &[u8], pos: Pos) -> Result<Value> {
+    pub fn scoped_import(&mut self, scope: Attrs, path: &[u8], pos: Pos) -> Result<Value> {
         let path = self.resolve_import(path);
         let src = self
             .io

@@ -26,10 +26,7 @@ impl Eval {
                     return Ok(a.clone());
                 }
                 self.charge((x.len() + y.len()) as u64 / 16, pos)?;
-                let mut v = Vec::with_capacity(x.len() + y.len());
-                v.extend(x.iter().cloned());
-                v.extend(y.iter().cloned());
-                Ok(Value::list(v))
+                Ok(Value::list_from(x.iter().chain(y.iter()).cloned()))
             }
             BinOp::Update => {
                 let (Value::Attrs(x), Value::Attrs(y)) = (&a, &b) else {
@@ -67,11 +64,19 @@ impl Eval {
                 out.extend_from_slice(&s);
                 Ok(Value::Path(Rc::new(crate::lower::canon_path(&out))))
             }
-            (Value::Str(_), _) => {
+            (Value::Str(x), _) => {
                 let mut ctx = Context::new();
-                let mut out = self.coerce_to_string(&a, &mut ctx, false, true, pos)?;
-                let s = self.coerce_to_string(&b, &mut ctx, false, true, pos)?;
-                out.extend_from_slice(&s);
+                if let Some(c) = &x.ctx {
+                    ctx.extend(c.iter().cloned());
+                }
+                // One exact allocation when both sides are strings.
+                let extra = match &b {
+                    Value::Str(y) => y.bytes.len(),
+                    _ => 0,
+                };
+                let mut out = Vec::with_capacity(x.bytes.len() + extra);
+                out.extend_from_slice(&x.bytes);
+                self.coerce_into(&b, &mut ctx, false, true, pos, &mut out)?;
                 self.charge(out.len() as u64 / 64, pos)?;
                 Ok(Value::str_ctx(out, ctx))
             }
@@ -160,10 +165,10 @@ impl Eval {
             (Value::Int(x), Value::Float(y)) => (*x as f64) == *y,
             (Value::Float(x), Value::Int(y)) => *x == (*y as f64),
             (Value::Float(x), Value::Float(y)) => x == y,
-            (Value::Str(x), Value::Str(y)) => x.bytes == y.bytes,
+            (Value::Str(x), Value::Str(y)) => *x.bytes == *y.bytes,
             (Value::Path(x), Value::Path(y)) => x == y,
             (Value::List(x), Value::List(y)) => {
-                if Rc::ptr_eq(x, y) {
+                if RcSlice::ptr_eq(x, y) {
                     return Ok(true);
                 }
                 if x.len() != y.len() {
@@ -177,7 +182,7 @@ impl Eval {
                 true
             }
             (Value::Attrs(x), Value::Attrs(y)) => {
-                if Rc::ptr_eq(x, y) {
+                if Attrs::ptr_eq(x, y) {
                     return Ok(true);
                 }
                 if self.is_derivation(x)?
@@ -210,17 +215,20 @@ impl Eval {
 /// Identity of two (possibly unforced) values, as Nix's pointer equality.
 fn same_ref(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Thunk(x), Value::Thunk(y)) => Rc::ptr_eq(x, y),
+        (Value::Thunk(x), Value::Thunk(y)) => ThunkRef::ptr_eq(x, y),
         (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y),
-        (Value::Attrs(x), Value::Attrs(y)) => Rc::ptr_eq(x, y),
-        (Value::List(x), Value::List(y)) => Rc::ptr_eq(x, y) && !x.is_empty(),
+        (Value::Attrs(x), Value::Attrs(y)) => Attrs::ptr_eq(x, y),
+        (Value::List(x), Value::List(y)) => RcSlice::ptr_eq(x, y) && !x.is_empty(),
         (Value::PrimOp(x), Value::PrimOp(y)) => std::ptr::eq(*x, *y),
         _ => false,
     }
 }
 
 /// `x // y`: a merge of two sorted entry vectors, right side winning.
-pub fn update(x: &Rc<Attrs>, y: &Rc<Attrs>) -> Rc<Attrs> {
+/// The merge is planned as runs of either side first, so the entries are
+/// then written once, straight into the new set (folding `//` over a
+/// growing set copies it at every step: a few runs of many entries).
+pub fn update(x: &Attrs, y: &Attrs) -> Attrs {
     if y.is_empty() {
         return x.clone();
     }
@@ -228,30 +236,49 @@ pub fn update(x: &Rc<Attrs>, y: &Rc<Attrs>) -> Rc<Attrs> {
         return y.clone();
     }
     let (a, b) = (&x.entries, &y.entries);
-    let mut out = Vec::with_capacity(a.len() + b.len());
+    // (from the right side, start, end)
+    let mut runs: smallvec::SmallVec<[(bool, usize, usize); 8]> = smallvec::SmallVec::new();
+    let mut len = 0;
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
+        let (right, start) = match a[i].0.cmp(&b[j].0) {
             Ordering::Less => {
-                out.push(a[i].clone());
-                i += 1;
+                let start = i;
+                while i < a.len() && a[i].0 < b[j].0 {
+                    i += 1;
+                }
+                (false, start)
             }
             Ordering::Greater => {
-                out.push(b[j].clone());
-                j += 1;
+                let start = j;
+                while j < b.len() && b[j].0 < a[i].0 {
+                    j += 1;
+                }
+                (true, start)
             }
             Ordering::Equal => {
-                out.push(b[j].clone());
                 i += 1;
                 j += 1;
+                (true, j - 1)
             }
-        }
+        };
+        let end = if right { j } else { i };
+        len += end - start;
+        runs.push((right, start, end));
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
-    Rc::new(Attrs {
-        entries: out.into(),
-    })
+    runs.push((false, i, a.len()));
+    runs.push((true, j, b.len()));
+    len += (a.len() - i) + (b.len() - j);
+    let entries = RcSlice::build(len, |f| {
+        for &(right, start, end) in &runs {
+            f.extend_from_slice(if right {
+                &b[start..end]
+            } else {
+                &a[start..end]
+            });
+        }
+    });
+    Attrs { entries }
 }
 
 /// Integer/float arithmetic with Nix's overflow checks.

@@ -5,7 +5,6 @@ use crate::error::Result;
 use crate::eval::Eval;
 use crate::value::*;
 use std::collections::HashSet;
-use std::rc::Rc;
 
 /// Formats a float as C++ `std::ostream << double` does (`%g`, precision 6).
 pub fn fmt_float(f: f64) -> String {
@@ -45,6 +44,38 @@ fn trim_zeros(s: &str) -> &str {
     } else {
         s
     }
+}
+
+/// Appends the decimal digits of `i` (without the formatting machinery,
+/// which is slow for the many integers of a large document).
+pub fn push_int(i: i64, out: &mut Vec<u8>) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = i.unsigned_abs();
+    // Two digits per division.
+    while n >= 100 {
+        let d = (n % 100) as usize * 2;
+        n /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    }
+    if n >= 10 {
+        let d = n as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[d..d + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + n as u8;
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// Escapes a string as a Nix string literal (with quotes).
@@ -144,9 +175,9 @@ fn pv_inner(
 ) -> Result<()> {
     // Values are tracked by their cell (thunk) identity, as Nix does.
     let cell = match v {
-        Value::Thunk(t) => Some(Rc::as_ptr(t) as *const u8 as usize),
-        Value::Attrs(a) => Some(Rc::as_ptr(a) as *const u8 as usize),
-        Value::List(l) => Some(Rc::as_ptr(l) as *const u8 as usize),
+        Value::Thunk(t) => Some(t.as_ptr() as *const u8 as usize),
+        Value::Attrs(a) => Some(a.as_ptr() as usize),
+        Value::List(l) => Some(l.as_ptr() as usize),
         _ => None,
     };
     let v = match v {
@@ -168,7 +199,7 @@ fn pv_inner(
     match &v {
         Value::Null => out.extend_from_slice(b"null"),
         Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Value::Int(i) => push_int(*i, out),
         Value::Float(f) => out.extend_from_slice(fmt_float(*f).as_bytes()),
         Value::Str(s) => escape_string(&s.bytes, out),
         Value::Path(p) => out.extend_from_slice(p),
@@ -221,7 +252,20 @@ fn pv_inner(
 
 #[cfg(test)]
 mod tests {
-    use super::fmt_float;
+    use super::{fmt_float, push_int};
+
+    #[test]
+    fn integers_like_to_string() {
+        let mut samples = vec![0, 1, -1, 9, 10, 99, 100, 101, 999, 1000, i64::MAX, i64::MIN];
+        samples.extend((0..19).map(|e| 10i64.pow(e)));
+        samples.extend((0..19).map(|e| 10i64.pow(e) - 1));
+        samples.extend((0..19).map(|e| -(10i64.pow(e)) + 1));
+        for i in samples {
+            let mut out = b"x".to_vec();
+            push_int(i, &mut out);
+            assert_eq!(&out[1..], i.to_string().as_bytes(), "{i}");
+        }
+    }
 
     #[test]
     fn floats_like_cpp() {

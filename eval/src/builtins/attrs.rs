@@ -29,15 +29,15 @@ pub fn function_args(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
 
 pub fn attr_names(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = ev.force_attrs(&a[0], p)?;
-    Ok(Value::list(
-        s.sorted_by_name().iter().map(|e| ev.sym_str(e.0)).collect(),
+    Ok(Value::list_from(
+        s.sorted_by_name().iter().map(|e| ev.sym_str(e.0)),
     ))
 }
 
 pub fn attr_values(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     let s = ev.force_attrs(&a[0], p)?;
-    Ok(Value::list(
-        s.sorted_by_name().iter().map(|e| e.1.clone()).collect(),
+    Ok(Value::list_from(
+        s.sorted_by_name().iter().map(|e| e.1.clone()),
     ))
 }
 

@@ -3,7 +3,7 @@
 use crate::error::{Error, ErrorKind, Result, err};
 use crate::eval::Eval;
 use crate::pos::Pos;
-use crate::print::fmt_float;
+use crate::print::{fmt_float, push_int};
 use crate::symbol::{intern, sym};
 use crate::value::*;
 
@@ -71,26 +71,6 @@ pub fn from_json(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
 }
 
-/// Appends the decimal digits of `i` (without the formatting machinery,
-/// which is slow for the many integers of a large document).
-fn push_int(i: i64, out: &mut Vec<u8>) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut n = i.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&buf[at..]);
-}
-
 fn json_str(b: &[u8], out: &mut Vec<u8>) {
     out.push(b'"');
     // Most strings need no escaping: copy runs of plain bytes at once.
@@ -110,26 +90,79 @@ fn json_str(b: &[u8], out: &mut Vec<u8>) {
             b'\n' => out.extend_from_slice(b"\\n"),
             b'\r' => out.extend_from_slice(b"\\r"),
             b'\t' => out.extend_from_slice(b"\\t"),
-            0x08 => out.extend_from_slice(b"\\b"),
-            0x0c => out.extend_from_slice(b"\\f"),
-            c if c < 0x20 => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            // Nix 2.8 has no short form for backspace and form feed.
+            c if c < 0x20 => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(c >> 4)]);
+                out.push(HEX[usize::from(c & 15)]);
+            }
             c => out.push(c),
         }
     }
     out.push(b'"');
 }
 
-fn json_float(f: f64) -> String {
-    if f.is_finite() && f == f.trunc() && f.abs() < 1e17 {
-        format!("{f:.1}")
-    } else {
-        let s = format!("{f:e}");
-        let r = format!("{f}");
-        if r.len() <= s.len() + 3 { r } else { s }
+/// The length of `b` as a JSON string literal (see [`json_str`]).
+fn json_str_len(b: &[u8]) -> usize {
+    let mut n = 2 + b.len();
+    for &c in b {
+        match c {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' => n += 1,
+            c if c < 0x20 => n += 5,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// The number of bytes [`push_int`] writes for `i`.
+fn int_len(i: i64) -> usize {
+    let digits = i.unsigned_abs().checked_ilog10().unwrap_or(0) as usize + 1;
+    usize::from(i < 0) + digits
+}
+
+/// `v` forced; borrowed when it is already evaluated, as every value is
+/// by the time it is written (no reference counting per node of a large
+/// document), else forced into `slot`.
+#[inline]
+fn forced<'a>(ev: &mut Eval, v: &'a Value, slot: &'a mut Option<Value>) -> Result<&'a Value> {
+    match v {
+        Value::Thunk(t) => match t.done_ref() {
+            Some(x) => Ok(x),
+            None => Ok(slot.insert(ev.force(v)?)),
+        },
+        v => Ok(v),
     }
 }
 
+/// What the measuring pass of [`to_json_bytes`] leaves for the writing
+/// pass, in the order it is needed: the strings that took running code to
+/// make, and the name order of each set's entries (indices as bytes for
+/// sets of up to 256 entries, else as words).
+#[derive(Default)]
+struct JsonPlan {
+    made: Vec<Vec<u8>>,
+    order: Vec<u8>,
+    wide_order: Vec<u32>,
+}
+
+/// Reads a [`JsonPlan`] back.
+struct JsonReplay<'a> {
+    made: std::vec::IntoIter<Vec<u8>>,
+    order: std::slice::Iter<'a, u8>,
+    wide_order: std::slice::Iter<'a, u32>,
+}
+
 /// Serialises a value as JSON, collecting string context.
+///
+/// Two passes: the first forces the value, checks it, collects the
+/// context, sorts each set's names and measures the document; the second
+/// writes it into a buffer reserved at exactly that size. A large document
+/// is thus neither copied as its buffer grows nor held twice while it is.
+/// Strings that take running code to produce (`__toString`, paths copied
+/// to the store) are made once, in the first pass, and kept for the
+/// second, as is the name order of every set.
 pub fn to_json_bytes(
     ev: &mut Eval,
     v: &Value,
@@ -137,25 +170,48 @@ pub fn to_json_bytes(
     p: Pos,
     out: &mut Vec<u8>,
 ) -> Result<()> {
-    ev.enter(p)?;
-    let r = to_json_inner(ev, v, ctx, p, out);
-    ev.depth -= 1;
-    r
+    let mut plan = JsonPlan::default();
+    let len = json_measure(ev, v, ctx, p, &mut plan)?;
+    out.reserve_exact(len);
+    let start = out.len();
+    let mut replay = JsonReplay {
+        made: plan.made.into_iter(),
+        order: plan.order.iter(),
+        wide_order: plan.wide_order.iter(),
+    };
+    json_write(ev, v, p, &mut replay, out)?;
+    debug_assert_eq!(out.len() - start, len, "JSON length measured wrongly");
+    Ok(())
 }
 
-fn to_json_inner(
+fn json_measure(
     ev: &mut Eval,
     v: &Value,
     ctx: &mut Context,
     p: Pos,
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    let v = ev.force(v)?;
-    match &v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Int(i) => push_int(*i, out),
-        Value::Float(f) => out.extend_from_slice(json_float(*f).as_bytes()),
+    plan: &mut JsonPlan,
+) -> Result<usize> {
+    ev.enter(p)?;
+    let r = json_measure_inner(ev, v, ctx, p, plan);
+    ev.depth -= 1;
+    r
+}
+
+fn json_measure_inner(
+    ev: &mut Eval,
+    v: &Value,
+    ctx: &mut Context,
+    p: Pos,
+    plan: &mut JsonPlan,
+) -> Result<usize> {
+    let mut slot = None;
+    let v = forced(ev, v, &mut slot)?;
+    Ok(match v {
+        Value::Null => 4,
+        Value::Bool(b) => 4 + usize::from(!*b),
+        Value::Int(i) => int_len(*i),
+        // Nix 2.8 writes floats as `std::ostream` does, like its value printer.
+        Value::Float(f) => fmt_float(*f).len(),
         Value::Str(s) => {
             if let Some(c) = &s.ctx {
                 ctx.extend(c.iter().cloned());
@@ -170,30 +226,113 @@ fn to_json_inner(
                     p,
                 );
             }
-            json_str(&s.bytes, out)
+            json_str_len(&s.bytes)
         }
         Value::Path(_) => {
-            let s = ev.coerce_to_string(&v, ctx, false, true, p)?;
-            json_str(&s, out)
+            let s = ev.coerce_to_string(v, ctx, false, true, p)?;
+            let n = json_str_len(&s);
+            plan.made.push(s);
+            n
         }
         Value::Attrs(a) => {
             if a.get(ev.s.to_string).is_some() {
-                let s = ev.coerce_to_string(&v, ctx, false, true, p)?;
-                json_str(&s, out);
-                return Ok(());
+                let s = ev.coerce_to_string(v, ctx, false, true, p)?;
+                let n = json_str_len(&s);
+                plan.made.push(s);
+                return Ok(n);
             }
             if let Some(o) = a.get(ev.s.out_path) {
-                let o = o.clone();
-                return to_json_bytes(ev, &o, ctx, p, out);
+                return json_measure(ev, o, ctx, p, plan);
+            }
+            // Braces, and a colon and a comma (one too many) per entry.
+            let mut n = 2 + (2 * a.len()).saturating_sub(1);
+            let sorted = a.sorted_by_name();
+            let base = a.entries.as_ptr_range().start.addr();
+            for e in &sorted {
+                let i = (std::ptr::from_ref(*e).addr() - base) / std::mem::size_of::<Entry>();
+                if a.len() <= 256 {
+                    plan.order.push(i as u8);
+                } else {
+                    plan.wide_order.push(i as u32);
+                }
+            }
+            for (name, x, _) in sorted {
+                n += json_str_len(name.bytes());
+                n += json_measure(ev, x, ctx, p, plan)?;
+            }
+            n
+        }
+        Value::List(l) => {
+            let mut n = 2 + l.len().saturating_sub(1);
+            for x in l.iter() {
+                n += json_measure(ev, x, ctx, p, plan)?;
+            }
+            n
+        }
+        other => return err(format!("cannot convert {} to JSON", other.type_desc()), p),
+    })
+}
+
+/// Writes a value [`json_measure`] has forced and checked, replaying the
+/// strings it made and the name orders it found, in the same order.
+fn json_write(
+    ev: &mut Eval,
+    v: &Value,
+    p: Pos,
+    plan: &mut JsonReplay,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let mut slot = None;
+    let v = forced(ev, v, &mut slot)?;
+    let mut take = |out: &mut Vec<u8>| match plan.made.next() {
+        Some(s) => {
+            json_str(&s, out);
+            Ok(())
+        }
+        None => err("internal error: JSON string missing", p),
+    };
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int(i) => push_int(*i, out),
+        Value::Float(f) => out.extend_from_slice(fmt_float(*f).as_bytes()),
+        Value::Str(s) => json_str(&s.bytes, out),
+        Value::Path(_) => take(out)?,
+        Value::Attrs(a) => {
+            if a.get(ev.s.to_string).is_some() {
+                return take(out);
+            }
+            if let Some(o) = a.get(ev.s.out_path) {
+                return json_write(ev, o, p, plan, out);
             }
             out.push(b'{');
-            for (i, (name, x, _)) in a.sorted_by_name().into_iter().enumerate() {
-                if i > 0 {
+            // This set's order comes before those of the sets inside it.
+            let order: smallvec::SmallVec<[usize; 8]> = if a.len() <= 256 {
+                plan.order
+                    .by_ref()
+                    .take(a.len())
+                    .map(|&i| usize::from(i))
+                    .collect()
+            } else {
+                plan.wide_order
+                    .by_ref()
+                    .take(a.len())
+                    .map(|&i| i as usize)
+                    .collect()
+            };
+            if order.len() != a.len() {
+                return err("internal error: JSON set order missing", p);
+            }
+            for (k, i) in order.into_iter().enumerate() {
+                let Some((name, x, _)) = a.entries.get(i) else {
+                    return err("internal error: JSON set order missing", p);
+                };
+                if k > 0 {
                     out.push(b',');
                 }
                 json_str(name.bytes(), out);
                 out.push(b':');
-                to_json_bytes(ev, x, ctx, p, out)?;
+                json_write(ev, x, p, plan, out)?;
             }
             out.push(b'}');
         }
@@ -203,7 +342,7 @@ fn to_json_inner(
                 if i > 0 {
                     out.push(b',');
                 }
-                to_json_bytes(ev, x, ctx, p, out)?;
+                json_write(ev, x, p, plan, out)?;
             }
             out.push(b']');
         }

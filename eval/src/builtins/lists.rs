@@ -146,11 +146,21 @@ pub fn gen_list(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
         return err(format!("cannot create list of size {n}"), p);
     }
     ev.charge(n as u64, p)?;
-    let f = a[0].clone();
-    Ok(Value::list(
-        (0..n)
-            .map(|i| Value::app(f.clone(), Value::Int(i)))
-            .collect(),
+    // Elements apply the (forced) function: look at it once, not per element.
+    let f = match &a[0] {
+        Value::Thunk(t) => t.done().unwrap_or_else(|| a[0].clone()),
+        f => f.clone(),
+    };
+    if let Value::Lambda(c) = &f {
+        return Ok(Value::list_from((0..n).map(|i| {
+            Value::Thunk(ThunkRef::new(ThunkState::AppLambda(
+                c.clone(),
+                Value::Int(i),
+            )))
+        })));
+    }
+    Ok(Value::list_from(
+        (0..n).map(|i| Value::app(f.clone(), Value::Int(i))),
     ))
 }
 
@@ -167,7 +177,7 @@ pub fn tail(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     if l.is_empty() {
         return err("'builtins.tail' called on an empty list", p);
     }
-    Ok(Value::list(l[1..].to_vec()))
+    Ok(Value::list_from(l[1..].iter().cloned()))
 }
 
 pub fn length(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
@@ -181,8 +191,8 @@ pub fn map(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
     }
     ev.force_fn(&a[0], p)?;
     let f = a[0].clone();
-    Ok(Value::list(
-        l.iter().map(|x| Value::app(f.clone(), x.clone())).collect(),
+    Ok(Value::list_from(
+        l.iter().map(|x| Value::app(f.clone(), x.clone())),
     ))
 }
 

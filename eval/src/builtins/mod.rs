@@ -19,8 +19,6 @@ use crate::ops::arith;
 use crate::pos::Pos;
 use crate::symbol::sym;
 use crate::value::*;
-use std::cell::Cell;
-use std::rc::Rc;
 
 macro_rules! prim {
     ($name:expr, $arity:expr, $f:expr) => {
@@ -261,7 +259,7 @@ pub fn install(ev: &mut Eval) {
     for op in PRIMOPS {
         entries.push((sym(op.name), Value::PrimOp(op), Pos::NONE));
     }
-    let self_ref = Rc::new(Thunk(Cell::new(ThunkState::Blackhole)));
+    let self_ref = ThunkRef::new(ThunkState::Blackhole);
     let store_dir = ev.io.store_dir();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -290,9 +288,9 @@ pub fn install(ev: &mut Eval) {
         entries.push((sym(n), v, Pos::NONE));
     }
     // `derivation` is a placeholder until the Nix-level wrapper is built.
-    let drv_slot = Rc::new(Thunk(Cell::new(ThunkState::Blackhole)));
+    let drv_slot = ThunkRef::new(ThunkState::Blackhole);
     entries.push((sym("derivation"), Value::Thunk(drv_slot.clone()), Pos::NONE));
-    let battrs = Rc::new(Attrs::from_unsorted(entries));
+    let battrs = Attrs::from_unsorted(entries);
     self_ref
         .0
         .set(ThunkState::Done(Value::Attrs(battrs.clone())));

@@ -16,6 +16,15 @@ fn str_ctx(ev: &mut Eval, v: &Value, p: Pos) -> Result<(Vec<u8>, Context)> {
 }
 
 pub fn to_string(ev: &mut Eval, a: &[Value], p: Pos) -> Result<Value> {
+    // A string is its own string form: share it.
+    if let Value::Str(_) = &a[0] {
+        return Ok(a[0].clone());
+    }
+    if let Value::Thunk(t) = &a[0]
+        && let Some(v @ Value::Str(_)) = t.done()
+    {
+        return Ok(v);
+    }
     let mut ctx = Context::new();
     let s = ev
         .coerce_to_string(&a[0], &mut ctx, true, false, p)
