@@ -109,11 +109,7 @@ impl LocalStoreError {
 enum IndexWrite {
     Chunk {
         digest: Digest,
-        pack: i64,
-        offset: u64,
-        stored_len: u32,
-        size: u32,
-        compressed: bool,
+        entry: ChunkEntry,
     },
     ChunkMap {
         digest: Digest,
@@ -657,21 +653,13 @@ fn commit_batch(conn: &mut Connection, batch: &[(IndexWrite, Ack)]) -> Result<()
             .map_err(|e| e.to_string())?;
         for (write, _) in batch {
             match write {
-                IndexWrite::Chunk {
-                    digest,
-                    pack,
-                    offset,
-                    stored_len,
-                    size,
-                    compressed,
-                    ..
-                } => chunk.execute(params![
+                IndexWrite::Chunk { digest, entry } => chunk.execute(params![
                     digest.as_bytes().as_slice(),
-                    pack,
-                    *offset as i64,
-                    stored_len,
-                    size,
-                    compressed
+                    entry.pack,
+                    entry.offset as i64,
+                    entry.stored_len,
+                    entry.size,
+                    entry.compressed
                 ]),
                 IndexWrite::ChunkMap { digest, map: m } => {
                     map.execute(params![digest.as_bytes().as_slice(), m])
@@ -756,39 +744,25 @@ impl ChunkService for LocalStore {
             None
         };
         let stored: &[u8] = compressed.as_deref().unwrap_or(&data);
-        let stored_len = stored.len() as u32;
-        let is_compressed = compressed.is_some();
-        let mut placed = None;
-        let done = self
+        let (entry, done) = self
             .writer
             .append(
                 stored,
                 || self.new_pack(),
-                |pack, offset| {
-                    placed = Some((pack, offset));
-                    IndexWrite::Chunk {
-                        digest,
-                        pack,
-                        offset,
-                        stored_len,
-                        size,
-                        compressed: is_compressed,
-                    }
+                digest,
+                |pack, offset| ChunkEntry {
+                    pack,
+                    offset,
+                    stored_len: stored.len() as u32,
+                    size,
+                    compressed: compressed.is_some(),
                 },
             )
             .map_err(be)?;
-        let (pack, offset) = placed.ok_or_else(|| be(LocalStoreError::CommitterGone))?;
         match done.await {
             Ok(result) => result.map_err(|f| be(f.into()))?,
             Err(_) => return Err(be(LocalStoreError::CommitterGone)),
         }
-        let entry = ChunkEntry {
-            pack,
-            offset,
-            stored_len,
-            size,
-            compressed: is_compressed,
-        };
         // Only once committed: a failed commit must not leave a cached entry.
         self.entries.insert(digest, entry);
         Ok(())

@@ -26,7 +26,10 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use tokio::sync::oneshot;
 
-use super::{Ack, Failure, IndexWrite, LocalStoreError, PACK_LIMIT, lock, start_writeback};
+use super::{
+    Ack, ChunkEntry, Failure, IndexWrite, LocalStoreError, PACK_LIMIT, lock, start_writeback,
+};
+use crate::Digest;
 
 /// Alignment of direct writes: offsets, lengths and memory.
 const ALIGN: usize = 4096;
@@ -161,16 +164,18 @@ impl PackWriter {
         })
     }
 
-    /// Appends `data` to the current pack (a new one from `new_pack` when
-    /// there is none or it is full). `entry` makes the index write of the
-    /// chunk from its pack and offset. The receiver answers once the bytes
-    /// are written and the entry committed.
+    /// Appends the stored bytes `data` of chunk `digest` to the current pack
+    /// (a new one from `new_pack` when there is none or it is full).
+    /// `entry` makes the chunk's index entry from its pack and offset.
+    /// Returns that entry and a receiver that answers once the bytes are
+    /// written and the entry committed.
     pub(super) fn append(
         &self,
         data: &[u8],
         new_pack: impl FnOnce() -> Result<PackOut, LocalStoreError>,
-        entry: impl FnOnce(i64, u64) -> IndexWrite,
-    ) -> Result<oneshot::Receiver<Result<(), Failure>>, LocalStoreError> {
+        digest: Digest,
+        entry: impl FnOnce(i64, u64) -> ChunkEntry,
+    ) -> Result<(ChunkEntry, oneshot::Receiver<Result<(), Failure>>), LocalStoreError> {
         let len = data.len() as u64;
         let mut state = lock(&self.shared.state);
         if state.closed {
@@ -204,21 +209,21 @@ impl PackWriter {
             });
         }
         let (ack, done) = oneshot::channel();
-        let offset = {
-            let Some(batch) = state.gathering.as_mut() else {
-                return Err(LocalStoreError::CommitterGone);
-            };
-            let offset = batch.start + batch.buf.len() as u64;
-            batch.buf.extend(data);
-            batch.entries.push((entry(pack.id, offset), ack));
-            offset
+        let Some(batch) = state.gathering.as_mut() else {
+            return Err(LocalStoreError::CommitterGone);
         };
+        let offset = batch.start + batch.buf.len() as u64;
+        let entry = entry(pack.id, offset);
+        batch.buf.extend(data);
+        batch
+            .entries
+            .push((IndexWrite::Chunk { digest, entry }, ack));
         if let Some((_, end)) = &mut state.pack {
             *end = offset + len;
         }
         drop(state);
         self.shared.wake.notify_one();
-        Ok(done)
+        Ok((entry, done))
     }
 }
 
