@@ -6,24 +6,14 @@
 //! scripts/test); the mount test also needs root and /dev/fuse.
 
 mod common;
+use common::{can_mount, is_mounted, run_ok};
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn cairn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("running a command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
 }
 
 /// A private Nix store with a few paths, copied into signed binary caches.
@@ -260,17 +250,6 @@ fn tampered_nars_and_signatures_are_refused() {
     );
 }
 
-fn can_mount() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0
-}
-
-fn is_mounted(mountpoint: &Path) -> bool {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let target = mountpoint.to_str().unwrap();
-    mounts.lines().any(|l| l.split(' ').nth(1) == Some(target))
-}
-
 struct Mount {
     child: Child,
     mountpoint: PathBuf,
@@ -388,10 +367,7 @@ struct WebServer {
 
 impl WebServer {
     fn start(dir: &Path, log: PathBuf) -> WebServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
+        let port = common::free_port();
         let child = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1"])
             .arg(port.to_string())

@@ -2,6 +2,7 @@
 //! runs them: the real binary on a real local store.
 
 mod common;
+use common::run_ok;
 use common::write_random;
 
 use std::os::unix::ffi::OsStrExt;
@@ -14,16 +15,6 @@ fn cairn(store: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
     cmd.arg("--store-dir").arg(store);
     cmd
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("running cairn");
-    assert!(
-        out.status.success(),
-        "cairn failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn stdout_line(out: &Output) -> String {

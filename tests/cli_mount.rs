@@ -3,6 +3,7 @@
 //! through fuse3's mount.fuse3 helper. Needs root and /dev/fuse.
 
 mod common;
+use common::{can_mount, is_mounted};
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,23 +12,6 @@ use std::time::{Duration, Instant};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cairn")
-}
-
-fn can_mount() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0
-}
-
-fn is_mounted(mountpoint: &Path) -> bool {
-    let Ok(canonical) = mountpoint.canonicalize() else {
-        return false;
-    };
-    std::fs::read_to_string("/proc/mounts")
-        .map(|m| {
-            m.lines()
-                .any(|l| l.split_whitespace().nth(1) == Some(canonical.to_str().unwrap_or("")))
-        })
-        .unwrap_or(false)
 }
 
 fn wait_for(cond: impl Fn() -> bool, what: &str) {

@@ -6,6 +6,7 @@
 //! from Nix at test time. Tests are skipped when `nix-store` is not on PATH.
 
 mod common;
+use common::run_ok;
 use common::write_random;
 
 use std::ffi::OsStr;
@@ -84,16 +85,6 @@ impl Env {
     fn cairn_verify(&self) -> String {
         stdout_text(&run_ok(self.cairn().args(["store", "verify"])))
     }
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("running a command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
 }
 
 fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {

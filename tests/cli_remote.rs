@@ -4,9 +4,10 @@
 //! http.server). Needs root and /dev/fuse for the mounts.
 
 mod common;
+use common::{free_port, is_mounted};
 
 use std::io::{Read, Seek, SeekFrom};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,13 +17,6 @@ const BUCKET: &str = "cairn-test";
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_cairn")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn wait_for(cond: impl Fn() -> bool, what: &str, limit: Duration) {
@@ -121,18 +115,6 @@ fn base_name(store_path: &str) -> String {
         .next()
         .expect("a store path")
         .to_string()
-}
-
-fn is_mounted(mountpoint: &Path) -> bool {
-    let Ok(canonical) = mountpoint.canonicalize() else {
-        return false;
-    };
-    std::fs::read_to_string("/proc/mounts")
-        .map(|m| {
-            m.lines()
-                .any(|l| l.split_whitespace().nth(1) == canonical.to_str())
-        })
-        .unwrap_or(false)
 }
 
 /// A `cairn mount` in the foreground, unmounted when dropped.

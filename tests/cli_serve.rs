@@ -9,25 +9,15 @@
 //! scripts/test; building in a private Nix store needs root.
 
 mod common;
+use common::run_ok;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 
 fn cairn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
-}
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("running a command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    out
 }
 
 /// A running `cairn serve`, stopped on drop.

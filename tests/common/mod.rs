@@ -36,3 +36,46 @@ pub fn same_tree(a: &Path, b: &Path) {
         .mode();
     assert_ne!(mode & 0o111, 0, "executable bit lost");
 }
+
+/// Runs `cmd` and asserts it succeeded, showing its output if not.
+#[allow(dead_code)] // not every test binary runs commands this way
+pub fn run_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().expect("running a command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+#[allow(dead_code)] // not every test binary starts servers
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Whether this process may mount FUSE filesystems (root and /dev/fuse).
+#[allow(dead_code)] // not every test binary mounts
+pub fn can_mount() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0
+}
+
+/// Whether something is mounted at `mountpoint`.
+#[allow(dead_code)] // not every test binary mounts
+pub fn is_mounted(mountpoint: &Path) -> bool {
+    let Ok(canonical) = mountpoint.canonicalize() else {
+        return false;
+    };
+    std::fs::read_to_string("/proc/self/mounts")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split_whitespace().nth(1) == canonical.to_str())
+        })
+        .unwrap_or(false)
+}
