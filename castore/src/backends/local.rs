@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! index.sqlite        chunk index, chunk maps, directories (SQLite, WAL)
-//! packs/<id>.pack     chunk data, appended; a chunk is raw or zstd bytes
+//! packs/<id>.pack     chunk data, appended; a chunk is raw or zstd bytes;
+//!                     zero padding to 4 KiB follows each direct write
 //! ```
 //!
 //! Crash safety: chunk bytes are written to a pack first; only then is the
