@@ -23,6 +23,7 @@ const SUBCOMMANDS: &[&str] = &[
     "path-info",
     "store",
     "mount",
+    "serve",
     "eval",
     "virtiofs",
     "boot",
@@ -70,6 +71,9 @@ pub fn detect(args: &[OsString]) -> Option<HelperCall> {
     if first.starts_with('-') || SUBCOMMANDS.contains(&first) {
         return None;
     }
+    if args[2].as_encoded_bytes().starts_with(b"-") {
+        return None;
+    }
     let mut options = Vec::new();
     let mut rest = args[3..].iter();
     while let Some(arg) = rest.next() {
@@ -98,7 +102,19 @@ pub fn mount_flags(call: &HelperCall) -> Result<Vec<String>, String> {
         match (key, value) {
             ("allow_other", None) => flags.push("--allow-other".into()),
             ("no_list_root", None) => flags.push("--no-list-root".into()),
-            ("window" | "cache_mib" | "timeout", Some(v)) => {
+            ("no_passthrough", None) => flags.push("--no-passthrough".into()),
+            ("passthrough_dir", Some(v)) if !v.is_empty() => {
+                flags.push("--passthrough-dir".into());
+                flags.push(v.to_string());
+            }
+            (
+                "window"
+                | "cache_mib"
+                | "timeout"
+                | "passthrough_cache_mib"
+                | "passthrough_min_kib",
+                Some(v),
+            ) => {
                 v.parse::<u64>()
                     .map_err(|_| format!("option {key}: {v:?} is not a number"))?;
                 flags.push(format!("--{}", key.replace('_', "-")));
@@ -219,6 +235,8 @@ mod tests {
         assert_eq!(detect(&args(&["cairn", "mount", "/mnt"])), None);
         assert_eq!(detect(&args(&["cairn", "--store-dir", "/x", "ls"])), None);
         assert_eq!(detect(&args(&["cairn", "/a", "/b", "extra"])), None);
+        assert_eq!(detect(&args(&["cairn", "serve", "--read-only"])), None);
+        assert_eq!(detect(&args(&["cairn", "/a", "--flag"])), None);
     }
 
     #[test]
@@ -232,6 +250,25 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(mount_flags(&call).unwrap(), vec!["--window", "0"]);
+        let passthrough = detect(&args(&[
+            "cairn",
+            "/s",
+            "/m",
+            "-o",
+            "passthrough_dir=/var/cache/cairn,passthrough_cache_mib=100",
+        ]))
+        .unwrap();
+        assert_eq!(
+            mount_flags(&passthrough).unwrap(),
+            vec![
+                "--passthrough-dir",
+                "/var/cache/cairn",
+                "--passthrough-cache-mib",
+                "100"
+            ]
+        );
+        let off = detect(&args(&["cairn", "/s", "/m", "-o", "no_passthrough"])).unwrap();
+        assert_eq!(mount_flags(&off).unwrap(), vec!["--no-passthrough"]);
         let bad = detect(&args(&["cairn", "/s", "/m", "-o", "frobnicate"])).unwrap();
         assert!(mount_flags(&bad).is_err());
         let nan = detect(&args(&["cairn", "/s", "/m", "-o", "window=lots"])).unwrap();

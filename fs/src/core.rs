@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use cairn_castore::{CaStore, Digest, Directory, DirectoryService, Name, Node, NodeKind};
+use cairn_castore::{CaStore, ChunkMap, Digest, Directory, DirectoryService, Name, Node, NodeKind};
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
@@ -641,6 +641,32 @@ impl CairnFs {
         }
         .instrument(span)
         .await
+    }
+
+    /// The blob and size of regular file `ino` (no fetch).
+    pub fn file_blob(&self, ino: u64) -> Result<(Digest, u64), FsError> {
+        match self.data(ino)? {
+            InodeData::Node {
+                node: Node::File { digest, size, .. },
+                ..
+            } => Ok((digest, size)),
+            InodeData::Node {
+                node: Node::Directory { .. },
+                ..
+            }
+            | InodeData::Root => Err(FsError::IsDirectory),
+            InodeData::Node { .. } => Err(FsError::NotFound),
+        }
+    }
+
+    /// The blob and chunk map behind open file handle `fh`.
+    pub fn opened_blob(&self, fh: u64) -> Option<(Digest, Arc<ChunkMap>)> {
+        self.file_handle(fh).ok().map(|f| (f.blob, f.map.clone()))
+    }
+
+    /// The chunk cache every read goes through.
+    pub fn chunk_cache(&self) -> &Arc<ChunkCache> {
+        &self.chunks
     }
 
     fn file_handle(&self, fh: u64) -> Result<Arc<OpenFile>, FsError> {

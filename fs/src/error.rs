@@ -42,6 +42,11 @@ pub enum FsError {
     Runtime(String),
     #[error("mount: {0}")]
     Mount(Arc<std::io::Error>),
+    #[error("whole-file copy {path}: {source}")]
+    WholeFile {
+        path: String,
+        source: Arc<std::io::Error>,
+    },
 }
 
 impl FsError {
@@ -69,7 +74,8 @@ impl FsError {
             | FsError::Directory(_)
             | FsError::Source(_)
             | FsError::Runtime(_)
-            | FsError::Mount(_) => libc::EIO,
+            | FsError::Mount(_)
+            | FsError::WholeFile { .. } => libc::EIO,
         }
     }
 }

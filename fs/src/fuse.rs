@@ -34,7 +34,8 @@ use tokio::runtime::Handle;
 
 use crate::core::{Attr, BLOCK_SIZE, MTIME_SECS};
 use crate::inode::ROOT_INO;
-use crate::{CairnFs, FsError};
+use crate::passthrough::{OpenMode, PASSTHROUGH_FH, Passthrough};
+use crate::{CairnFs, FsError, WholeFiles};
 
 /// How the filesystem is mounted.
 #[derive(Debug, Clone)]
@@ -56,6 +57,9 @@ pub struct MountOptions {
     /// Kernel readahead for the mount, in KiB (the `read_ahead_kb` of its
     /// backing device), set after mounting; `None` keeps the kernel's.
     pub read_ahead_kb: Option<u32>,
+    /// Whole-file copies of large, reopened files, opened in FUSE
+    /// passthrough mode where the kernel offers it (6.9+, and root).
+    pub whole_files: Option<Arc<WholeFiles>>,
 }
 
 impl Default for MountOptions {
@@ -68,6 +72,7 @@ impl Default for MountOptions {
             ttl: Duration::from_secs(365 * 24 * 3600),
             root_entry_ttl: Duration::from_secs(60),
             read_ahead_kb: Some(1024),
+            whole_files: None,
         }
     }
 }
@@ -80,6 +85,7 @@ struct FuseFs {
     runtime: Handle,
     ttl: Duration,
     root_entry_ttl: Duration,
+    passthrough: Option<Arc<Passthrough>>,
 }
 
 fn errno(err: &FsError) -> Errno {
@@ -166,6 +172,24 @@ impl Filesystem for FuseFs {
             | InitFlags::FUSE_NO_OPENDIR_SUPPORT
             | InitFlags::FUSE_AUTO_INVAL_DATA;
         let offered = config.capabilities();
+        let wanted = match &self.passthrough {
+            Some(passthrough) if offered.contains(InitFlags::FUSE_PASSTHROUGH) => {
+                // Backing files live on an ordinary local filesystem.
+                if config.set_max_stack_depth(1).is_ok() {
+                    passthrough.set_negotiated();
+                    wanted | InitFlags::FUSE_PASSTHROUGH
+                } else {
+                    wanted
+                }
+            }
+            Some(_) => {
+                tracing::info!(
+                    "the kernel offers no FUSE passthrough; files are read through FUSE"
+                );
+                wanted
+            }
+            None => wanted,
+        };
         if let Err(missing) = config.add_capabilities(wanted & offered) {
             tracing::warn!(?missing, "kernel refused FUSE capabilities");
         }
@@ -202,6 +226,9 @@ impl Filesystem for FuseFs {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        if let Some(passthrough) = &self.passthrough {
+            passthrough.forget(ino.0);
+        }
         self.fs.forget(ino.0, nlookup);
     }
 
@@ -236,14 +263,36 @@ impl Filesystem for FuseFs {
             reply.error(Errno::EROFS);
             return;
         }
+        let passthrough = self.passthrough.clone().filter(|p| p.active());
+        let reply = match &passthrough {
+            Some(passthrough) => match passthrough.open(&self.fs, ino.0, reply) {
+                OpenMode::Answered => return,
+                OpenMode::Cached(reply) => reply,
+            },
+            None => reply,
+        };
         let fs = self.fs.clone();
         self.run(async move {
             match fs.open(ino.0).await {
-                Ok(fh) => reply.opened(
-                    FileHandle(fh),
-                    FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
-                ),
-                Err(e) => reply.error(errno(&e)),
+                Ok(fh) => {
+                    reply.opened(
+                        FileHandle(fh),
+                        FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
+                    );
+                    if let Some(passthrough) = passthrough
+                        && let Some((blob, map)) = fs.opened_blob(fh)
+                    {
+                        passthrough
+                            .files()
+                            .note_open(blob, &map, fs.chunk_cache(), fs.runtime());
+                    }
+                }
+                Err(e) => {
+                    if let Some(passthrough) = passthrough {
+                        passthrough.close_cached(ino.0);
+                    }
+                    reply.error(errno(&e));
+                }
             }
         });
     }
@@ -282,14 +331,24 @@ impl Filesystem for FuseFs {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
+        let passthrough = self.passthrough.as_ref().filter(|p| p.active());
+        if fh.0 & PASSTHROUGH_FH != 0 {
+            if let Some(passthrough) = passthrough {
+                passthrough.close_passthrough(ino.0);
+            }
+        } else {
+            self.fs.release(fh.0);
+            if let Some(passthrough) = passthrough {
+                passthrough.close_cached(ino.0);
+            }
+        }
         reply.ok();
     }
 
@@ -497,6 +556,7 @@ impl Unmounter {
 pub struct MountHandle {
     unmounter: Unmounter,
     thread: Option<JoinHandle<std::io::Result<()>>>,
+    passthrough: Option<Arc<Passthrough>>,
 }
 
 /// Time an unmount waits for open files to close before aborting the
@@ -504,6 +564,17 @@ pub struct MountHandle {
 const UNMOUNT_GRACE: Duration = Duration::from_secs(2);
 
 impl MountHandle {
+    /// Whether files with whole-file copies are opened in passthrough mode
+    /// (copies configured, and the kernel agreed at INIT).
+    pub fn passthrough_active(&self) -> bool {
+        self.passthrough.as_ref().is_some_and(|p| p.active())
+    }
+
+    /// Opens answered in passthrough mode so far.
+    pub fn passthrough_opens(&self) -> u64 {
+        self.passthrough.as_ref().map_or(0, |p| p.opens())
+    }
+
     /// A handle that unmounts this filesystem from any thread.
     pub fn unmounter(&self) -> Unmounter {
         self.unmounter.clone()
@@ -603,11 +674,16 @@ pub fn mount(
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
     let runtime = fs.runtime().clone();
+    let passthrough = options
+        .whole_files
+        .clone()
+        .map(|files| Arc::new(Passthrough::new(files)));
     let fuse = FuseFs {
         fs,
         runtime,
         ttl: options.ttl,
         root_entry_ttl: options.root_entry_ttl,
+        passthrough: passthrough.clone(),
     };
     let mut session = Session::new(fuse, &mountpoint, &config)?;
     let unmounter = session.unmount_callable();
@@ -636,5 +712,6 @@ pub fn mount(
             finished,
         },
         thread: Some(thread),
+        passthrough,
     })
 }

@@ -9,6 +9,8 @@
 //!   paths, resolved by name); [`MemoryRoots`] holds them in memory.
 //! - [`fuse`]: serving a [`CairnFs`] over FUSE: [`mount`] returns a
 //!   [`MountHandle`] to wait on, and an [`Unmounter`] for signal handlers.
+//! - [`whole_files`]: whole-file copies of large, reopened blobs on local
+//!   disk, which the FUSE transport serves in passthrough mode.
 //! - [`slow`]: a blob service wrapper adding latency, for tests and benchmarks.
 //!
 //! ```no_run
@@ -36,12 +38,15 @@ pub mod error;
 pub mod fuse;
 pub mod inode;
 pub mod options;
+mod passthrough;
 pub mod reader;
 pub mod root;
 pub mod slow;
+pub mod whole_files;
 
 pub use crate::core::{Attr, CairnFs, DIGEST_XATTR, DirEntry, FsStats, StatFs};
 pub use error::FsError;
 pub use fuse::{MountHandle, MountOptions, Unmounter, mount};
 pub use options::{DEFAULT_WINDOW_BYTES, FsOptions};
 pub use root::{MemoryRoots, RootSource};
+pub use whole_files::{WholeFiles, WholeFilesOptions};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_castore::{BlobService, Node};
-use cairn_fs::FsOptions;
+use cairn_fs::{FsOptions, MountOptions, WholeFiles, WholeFilesOptions};
 use common::*;
 use rand::{Rng, SeedableRng};
 
@@ -426,4 +426,137 @@ fn unmounter_ends_the_session_while_a_file_stays_open() {
     drop(held);
     // A second unmount is harmless.
     unmounter.unmount().expect("second unmount");
+}
+
+/// Whole-file copies in a fresh directory: blobs of 1 MiB or more, written
+/// on their second open.
+fn whole_files() -> (tempfile::TempDir, Arc<WholeFiles>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = WholeFiles::new(WholeFilesOptions {
+        dir: dir.path().join("copies"),
+        max_bytes: 64 << 20,
+        min_size: 1 << 20,
+        after_opens: 2,
+    })
+    .expect("whole files");
+    (dir, files)
+}
+
+fn mount_with_copies(files: &Arc<WholeFiles>) -> Mounted {
+    mount_with_options(
+        FsOptions::default(),
+        MountOptions {
+            whole_files: Some(files.clone()),
+            ..MountOptions::default()
+        },
+    )
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn drop_page_cache() {
+    fs::write("/proc/sys/vm/drop_caches", "1").expect("drop caches");
+}
+
+#[test]
+fn reopened_large_files_are_read_in_passthrough_from_whole_copies() {
+    if !can_mount() {
+        return;
+    }
+    let (dir, files) = whole_files();
+    let m = mount_with_copies(&files);
+    let rel = format!("{HELLO}/lib/libbig.so");
+    let path = m.path().join(&rel);
+    let orig = fs::read(m.src().join(&rel)).expect("orig");
+
+    // First open: through FUSE; no copy yet.
+    assert_eq!(fs::read(&path).expect("first read"), orig);
+    assert!(
+        m.handle.as_ref().expect("handle").passthrough_active(),
+        "kernel 6.9+ with FUSE passthrough, run as root"
+    );
+    assert_eq!(files.written(), 0);
+    // Second open, held: the copy is written in the background.
+    let held = fs::File::open(&path).expect("second open");
+    wait_for("the whole-file copy", || files.written() == 1);
+    let blob = file_digest(&m, HELLO, &["lib", "libbig.so"]);
+    let copy = dir.path().join("copies").join(blob.to_hex());
+    assert_eq!(fs::read(&copy).expect("copy"), orig);
+    // While a file of the inode is open through the page cache, new opens
+    // stay in that mode (the kernel refuses to mix them).
+    assert_eq!(fs::read(&path).expect("read while held"), orig);
+    let handle = m.handle.as_ref().expect("handle");
+    assert_eq!(handle.passthrough_opens(), 0);
+    drop(held);
+
+    // Once the last one is released, opens go to the copy.
+    wait_for("a passthrough open", || {
+        assert_eq!(fs::read(&path).expect("read"), orig);
+        handle.passthrough_opens() > 0
+    });
+    drop_page_cache();
+    let reads = m.fs.stats().reads;
+    let file = fs::File::open(&path).expect("open");
+    let mut buf = vec![0u8; orig.len()];
+    file.read_exact_at(&mut buf, 0).expect("read");
+    assert!(buf == orig, "passthrough read differs from the original");
+    let mut tail = vec![0u8; 1000];
+    file.read_exact_at(&mut tail, 3 << 20)
+        .expect("read at offset");
+    assert_eq!(tail, orig[3 << 20..(3 << 20) + 1000]);
+    assert_eq!(
+        m.fs.stats().reads,
+        reads,
+        "passthrough reads never reach the daemon"
+    );
+    // Two passthrough files of one inode at once.
+    let again = fs::read(&path).expect("second passthrough file");
+    assert!(again == orig);
+    drop(file);
+
+    // Files below the size threshold never get copies.
+    for _ in 0..3 {
+        fs::read(m.path().join(SINGLE)).expect("small file");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(files.written(), 1);
+    assert_eq!(
+        fs::read_dir(dir.path().join("copies"))
+            .expect("dir")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_corrupt_blob_gets_no_whole_copy() {
+    if !can_mount() {
+        return;
+    }
+    let (dir, files) = whole_files();
+    let m = mount_with_copies(&files);
+    let blob = file_digest(&m, HELLO, &["lib", "libbig.so"]);
+    corrupt_one_chunk(&m, blob);
+    let path = m.path().join(HELLO).join("lib/libbig.so");
+    for _ in 0..2 {
+        let err = fs::read(&path).expect_err("corrupt file must not read");
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    }
+    wait_for("the copy to fail", || files.failed() == 1);
+    assert_eq!(
+        fs::read_dir(dir.path().join("copies"))
+            .expect("dir")
+            .count(),
+        0,
+        "no copy and no temporary file left"
+    );
+    let err = fs::read(&path).expect_err("still corrupt");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    assert_eq!(m.handle.as_ref().expect("handle").passthrough_opens(), 0);
 }

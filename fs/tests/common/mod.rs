@@ -164,6 +164,10 @@ impl Drop for Mounted {
 }
 
 pub fn mount_with(options: FsOptions) -> Mounted {
+    mount_with_options(options, MountOptions::default())
+}
+
+pub fn mount_with_options(options: FsOptions, mount_options: MountOptions) -> Mounted {
     let rt = runtime();
     let imported = import(&rt);
     let fs = {
@@ -171,8 +175,7 @@ pub fn mount_with(options: FsOptions) -> Mounted {
         CairnFs::new(imported.store.clone(), imported.roots.clone(), options).expect("fs")
     };
     let mountpoint = tempfile::tempdir().expect("tempdir");
-    let handle =
-        cairn_fs::mount(fs.clone(), mountpoint.path(), &MountOptions::default()).expect("mount");
+    let handle = cairn_fs::mount(fs.clone(), mountpoint.path(), &mount_options).expect("mount");
     Mounted {
         handle: Some(handle),
         fs,
