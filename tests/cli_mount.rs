@@ -97,6 +97,26 @@ fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
         std::fs::read(mountpoint.join(&later).join("f")).unwrap(),
         b"later"
     );
+    // A large file opened a second time gets a whole-file copy in the
+    // store directory, which later opens read in passthrough mode.
+    let big = mountpoint.join(&base).join("share/big.bin");
+    let original = std::fs::read(tree.join("share/big.bin")).unwrap();
+    assert!(std::fs::read(&big).unwrap() == original);
+    let copies = store.join("whole-files");
+    wait_for(
+        || {
+            std::fs::read_dir(&copies).is_ok_and(|d| {
+                d.flatten()
+                    .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            })
+        },
+        "a whole-file copy",
+    );
+    let copy = std::fs::read_dir(&copies).unwrap().next().unwrap().unwrap();
+    assert!(std::fs::read(copy.path()).unwrap() == original);
+    for _ in 0..3 {
+        assert!(std::fs::read(&big).unwrap() == original);
+    }
     // Unknown names are ENOENT.
     assert!(std::fs::metadata(mountpoint.join("0000000000000000000000000000000a-x")).is_err());
 

@@ -275,12 +275,15 @@ impl Filesystem for FuseFs {
         self.run(async move {
             match fs.open(ino.0).await {
                 Ok(fh) => {
+                    // Taken before replying: the file may be read and
+                    // released as soon as the kernel has the reply.
+                    let opened = fs.opened_blob(fh);
                     reply.opened(
                         FileHandle(fh),
                         FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
                     );
                     if let Some(passthrough) = passthrough
-                        && let Some((blob, map)) = fs.opened_blob(fh)
+                        && let Some((blob, map)) = opened
                     {
                         passthrough
                             .files()
