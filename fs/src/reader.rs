@@ -19,6 +19,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use cairn_castore::blobio::fetch_chunk;
 use cairn_castore::{BlobError, BlobService, ChunkError, ChunkMap, ChunkRef, Digest, Name};
+use futures::StreamExt;
 use futures::future::try_join_all;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
@@ -165,17 +166,39 @@ impl ChunkCache {
 
     /// Starts fetching `chunk` in the background unless it is cached.
     pub fn prefetch(self: &Arc<Self>, blob: Digest, chunk: ChunkRef) {
-        if self.cache.contains_key(&chunk.digest) {
+        self.prefetch_many(blob, std::slice::from_ref(&chunk));
+    }
+
+    /// Starts fetching those of `chunks` that are not cached, as one
+    /// background task: the store is told about them together (one index
+    /// lookup for all, in the local store), then they are fetched
+    /// concurrently, each holding one of the prefetch slots.
+    pub fn prefetch_many(self: &Arc<Self>, blob: Digest, chunks: &[ChunkRef]) {
+        let wanted: Vec<ChunkRef> = chunks
+            .iter()
+            .filter(|c| !self.cache.contains_key(&c.digest))
+            .copied()
+            .collect();
+        if wanted.is_empty() {
             return;
         }
         let this = self.clone();
         self.runtime.spawn(async move {
-            let Ok(_permit) = this.prefetch_slots.clone().acquire_owned().await else {
-                return;
-            };
-            if let Err(e) = this.chunk(blob, chunk).await {
-                tracing::debug!(%blob, chunk = %chunk.digest, error = %e, "prefetch failed");
+            if wanted.len() > 1 {
+                let digests: Vec<Digest> = wanted.iter().map(|c| c.digest).collect();
+                this.blobs.chunks().prepare(&digests).await;
             }
+            let this = &this;
+            futures::stream::iter(wanted)
+                .for_each_concurrent(None, |chunk| async move {
+                    let Ok(_permit) = this.prefetch_slots.acquire().await else {
+                        return;
+                    };
+                    if let Err(e) = this.chunk(blob, chunk).await {
+                        tracing::debug!(%blob, chunk = %chunk.digest, error = %e, "prefetch failed");
+                    }
+                })
+                .await;
         });
     }
 
@@ -282,8 +305,9 @@ impl OpenFile {
             return Ok(ReadSlices::new());
         };
         let chunks = self.map.chunks();
-        for index in self.record(offset, end, window) {
-            cache.prefetch(self.blob, chunks[index]);
+        let ahead = self.record(offset, end, window);
+        if !ahead.is_empty() {
+            cache.prefetch_many(self.blob, &chunks[ahead]);
         }
         let fetches = (first..=last).map(|i| cache.chunk(self.blob, chunks[i]));
         let mut datas = try_join_all(fetches).await?;
