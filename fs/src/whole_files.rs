@@ -13,7 +13,8 @@
 //! background thread: chunk by chunk through the chunk cache (each chunk
 //! verified against its digest, as every read is), into a temporary file
 //! that is flushed to disk and only then renamed into place, so a crash
-//! leaves either no copy or a whole one. The copies together stay within
+//! leaves either no copy or a whole one (temporary files of processes that
+//! died are removed when the directory is next opened). The copies together stay within
 //! [`WholeFilesOptions::max_bytes`]: the least recently opened ones are
 //! removed to make room (a file open in passthrough keeps its copy alive
 //! until closed). Copies are read by the kernel as they are, without a
@@ -103,6 +104,23 @@ pub struct WholeFiles {
     failed: AtomicU64,
 }
 
+/// A temporary copy whose writer (named by the pid after its last `-`) is
+/// gone: left by a process that died while writing it.
+fn is_abandoned_temp(name: &std::ffi::OsStr) -> bool {
+    let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(TEMP_PREFIX)) else {
+        return false;
+    };
+    match rest
+        .rsplit_once('-')
+        .and_then(|(_, pid)| pid.parse::<u32>().ok())
+    {
+        Some(pid) if pid != std::process::id() => {
+            !Path::new("/proc").join(pid.to_string()).exists()
+        }
+        _ => true,
+    }
+}
+
 impl std::fmt::Debug for WholeFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WholeFiles")
@@ -125,11 +143,7 @@ impl WholeFiles {
         std::fs::create_dir_all(&options.dir).map_err(|e| io_error(&options.dir, e))?;
         let entries = std::fs::read_dir(&options.dir).map_err(|e| io_error(&options.dir, e))?;
         for entry in entries.flatten() {
-            if entry
-                .file_name()
-                .as_encoded_bytes()
-                .starts_with(TEMP_PREFIX.as_bytes())
-            {
+            if is_abandoned_temp(&entry.file_name()) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -342,5 +356,23 @@ fn writer_loop(files: std::sync::Weak<WholeFiles>, requests: Receiver<CopyReques
             }
         }
         files.lock().pending.remove(&request.blob);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_temporaries_of_dead_writers_are_abandoned() {
+        let ours = format!("{TEMP_PREFIX}abc-{}", std::process::id());
+        assert!(is_abandoned_temp(ours.as_ref()));
+        // pid 1 is alive wherever this runs.
+        assert!(!is_abandoned_temp(format!("{TEMP_PREFIX}abc-1").as_ref()));
+        assert!(is_abandoned_temp(
+            format!("{TEMP_PREFIX}abc-4000000000").as_ref()
+        ));
+        assert!(is_abandoned_temp(format!("{TEMP_PREFIX}garbage").as_ref()));
+        assert!(!is_abandoned_temp("0123abcd".as_ref()));
     }
 }
