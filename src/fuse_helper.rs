@@ -102,17 +102,13 @@ pub fn mount_flags(call: &HelperCall) -> Result<Vec<String>, String> {
         match (key, value) {
             ("allow_other", None) => flags.push("--allow-other".into()),
             ("no_list_root", None) => flags.push("--no-list-root".into()),
-            ("no_passthrough", None) => flags.push("--no-passthrough".into()),
-            ("passthrough_dir", Some(v)) if !v.is_empty() => {
-                flags.push("--passthrough-dir".into());
+            ("no_whole_files", None) => flags.push("--no-whole-files".into()),
+            ("whole_files_dir", Some(v)) if !v.is_empty() => {
+                flags.push("--whole-files-dir".into());
                 flags.push(v.to_string());
             }
             (
-                "window"
-                | "cache_mib"
-                | "timeout"
-                | "passthrough_cache_mib"
-                | "passthrough_min_kib",
+                "window" | "cache_mib" | "timeout" | "whole_files_mib" | "whole_files_min_kib",
                 Some(v),
             ) => {
                 v.parse::<u64>()
@@ -255,20 +251,20 @@ mod tests {
             "/s",
             "/m",
             "-o",
-            "passthrough_dir=/var/cache/cairn,passthrough_cache_mib=100",
+            "whole_files_dir=/var/cache/cairn,whole_files_mib=100",
         ]))
         .unwrap();
         assert_eq!(
             mount_flags(&passthrough).unwrap(),
             vec![
-                "--passthrough-dir",
+                "--whole-files-dir",
                 "/var/cache/cairn",
-                "--passthrough-cache-mib",
+                "--whole-files-mib",
                 "100"
             ]
         );
-        let off = detect(&args(&["cairn", "/s", "/m", "-o", "no_passthrough"])).unwrap();
-        assert_eq!(mount_flags(&off).unwrap(), vec!["--no-passthrough"]);
+        let off = detect(&args(&["cairn", "/s", "/m", "-o", "no_whole_files"])).unwrap();
+        assert_eq!(mount_flags(&off).unwrap(), vec!["--no-whole-files"]);
         let bad = detect(&args(&["cairn", "/s", "/m", "-o", "frobnicate"])).unwrap();
         assert!(mount_flags(&bad).is_err());
         let nan = detect(&args(&["cairn", "/s", "/m", "-o", "window=lots"])).unwrap();

@@ -9,8 +9,10 @@
 //!
 //! [`WholeFiles`] keeps such copies in one directory, named by blob digest.
 //! A blob of at least [`WholeFilesOptions::min_size`] bytes that has been
-//! opened [`WholeFilesOptions::after_opens`] times is written out by one
-//! background thread: chunk by chunk through the chunk cache (each chunk
+//! opened [`WholeFilesOptions::after_opens`] times by this process, or that
+//! an earlier process opened (an empty marker in `seen/` remembers it across
+//! restarts: a microVM booted again opens its files once per boot), is
+//! written out by one background thread: chunk by chunk through the chunk cache (each chunk
 //! verified against its digest, as every read is), into a temporary file
 //! that is flushed to disk and only then renamed into place, so a crash
 //! leaves either no copy or a whole one (temporary files of processes that
@@ -39,6 +41,9 @@ use crate::reader::ChunkCache;
 
 /// Prefix of copies being written; left over ones are removed at start.
 const TEMP_PREFIX: &str = ".tmp-";
+
+/// Subdirectory of the markers of blobs opened before.
+const SEEN_DIR: &str = "seen";
 
 /// Copies waiting to be written at most; further requests are dropped
 /// (the blob's next opens ask again).
@@ -140,7 +145,8 @@ impl WholeFiles {
     /// Opens (creating) the directory, removes copies left half-written by
     /// an earlier process, and starts the writer thread.
     pub fn new(options: WholeFilesOptions) -> Result<Arc<WholeFiles>, FsError> {
-        std::fs::create_dir_all(&options.dir).map_err(|e| io_error(&options.dir, e))?;
+        let seen = options.dir.join(SEEN_DIR);
+        std::fs::create_dir_all(&seen).map_err(|e| io_error(&seen, e))?;
         let entries = std::fs::read_dir(&options.dir).map_err(|e| io_error(&options.dir, e))?;
         for entry in entries.flatten() {
             if is_abandoned_temp(&entry.file_name()) {
@@ -173,6 +179,28 @@ impl WholeFiles {
 
     fn path_of(&self, blob: &Digest) -> PathBuf {
         self.options.dir.join(blob.to_hex())
+    }
+
+    fn marker_of(&self, blob: &Digest) -> PathBuf {
+        self.options.dir.join(SEEN_DIR).join(blob.to_hex())
+    }
+
+    /// Whether an earlier process opened `blob`; marks it opened if not.
+    fn seen_before(&self, blob: &Digest) -> bool {
+        let marker = self.marker_of(blob);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o444)
+            .open(&marker)
+        {
+            Ok(_) => false,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => true,
+            Err(e) => {
+                tracing::debug!(marker = %marker.display(), error = %e, "marking a blob opened");
+                false
+            }
+        }
     }
 
     /// Whether blobs of `size` bytes get copies.
@@ -217,7 +245,8 @@ impl WholeFiles {
             }
             let opens = state.opens.entry(blob).or_insert(0);
             *opens += 1;
-            if *opens < self.options.after_opens {
+            let first = *opens == 1;
+            if *opens < self.options.after_opens && !(first && self.seen_before(&blob)) {
                 return;
             }
             state.opens.remove(&blob);
@@ -295,7 +324,9 @@ impl WholeFiles {
                 .into_inner()
                 .map_err(|e| io_error(&temp, e.into_error()))?;
             file.sync_data().map_err(|e| io_error(&temp, e))?;
-            std::fs::rename(&temp, &target).map_err(|e| io_error(&target, e))
+            std::fs::rename(&temp, &target).map_err(|e| io_error(&target, e))?;
+            let _ = std::fs::remove_file(self.marker_of(&blob));
+            Ok(())
         });
         if let Err(e) = finished {
             let _ = std::fs::remove_file(&temp);

@@ -196,6 +196,7 @@ pub async fn run(location: &StoreLocation, args: BootArgs) -> anyhow::Result<Exi
         request_queues: args.request_queues,
         queue_size: QUEUE_SIZE,
         keep_serving: false,
+        whole_files: args.fs.whole_files.open(location)?,
         ..DaemonOptions::default()
     };
     let listening = cairn_virtiofs::listen(&socket, options)?;

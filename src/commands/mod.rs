@@ -13,6 +13,7 @@ pub mod serve;
 pub mod show_config;
 pub mod verify;
 pub mod virtiofs;
+pub mod whole_files;
 
 use anyhow::Context;
 use cairn_castore::{CaStore, Digest, Node};

@@ -9,11 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use cairn_castore::{Name, Node};
-use cairn_fs::{
-    CairnFs, FsError, FsOptions, MountOptions, RootSource, WholeFiles, WholeFilesOptions,
-};
+use cairn_fs::{CairnFs, FsError, FsOptions, MountOptions, RootSource};
 use cairn_pathinfo::{PathInfoService, StorePath};
 
+use crate::commands::whole_files::WholeFilesArgs;
 use crate::store_location::StoreLocation;
 
 #[derive(clap::Args)]
@@ -38,20 +37,8 @@ pub struct MountArgs {
     /// Don't ask fusermount3 to unmount when the process dies.
     #[arg(long)]
     no_auto_unmount: bool,
-    /// Don't keep whole-file copies of large, reopened files for FUSE
-    /// passthrough.
-    #[arg(long)]
-    no_passthrough: bool,
-    /// Directory of the whole-file copies read in passthrough mode
-    /// [default: whole-files in the store directory].
-    #[arg(long)]
-    passthrough_dir: Option<PathBuf>,
-    /// Bytes of whole-file copies kept at most, in MiB.
-    #[arg(long, default_value_t = 4096)]
-    passthrough_cache_mib: u64,
-    /// Files smaller than this (in KiB) are never copied.
-    #[arg(long, default_value_t = 1024)]
-    passthrough_min_kib: u64,
+    #[command(flatten)]
+    whole_files: WholeFilesArgs,
     /// Write one byte to this file descriptor once mounted (used by the
     /// `mount -t fuse.cairn` helper).
     #[arg(long, hide = true)]
@@ -110,20 +97,7 @@ pub async fn run(location: &StoreLocation, args: MountArgs) -> anyhow::Result<Ex
         }),
         options,
     )?;
-    let whole_files = if args.no_passthrough {
-        None
-    } else {
-        let dir = args
-            .passthrough_dir
-            .clone()
-            .unwrap_or_else(|| location.dir.join("whole-files"));
-        let options = WholeFilesOptions {
-            max_bytes: args.passthrough_cache_mib << 20,
-            min_size: args.passthrough_min_kib << 10,
-            ..WholeFilesOptions::in_dir(dir)
-        };
-        Some(WholeFiles::new(options).context("opening the whole-file copies directory")?)
-    };
+    let whole_files = args.whole_files.open(location)?;
     let mount_options = MountOptions {
         whole_files,
         allow_other: args.allow_other,

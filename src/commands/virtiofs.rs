@@ -16,6 +16,7 @@ use cairn_pathinfo::StorePath;
 use cairn_virtiofs::{DaemonOptions, VirtioFsError};
 
 use crate::commands::mount::StorePathRoots;
+use crate::commands::whole_files::WholeFilesArgs;
 use crate::store_location::{Store, StoreLocation};
 
 /// How the filesystem served caches and waits.
@@ -35,6 +36,8 @@ pub struct FsArgs {
     /// Seconds before an unanswered backend request gives EIO.
     #[arg(long, default_value_t = 30)]
     timeout: u64,
+    #[command(flatten)]
+    pub whole_files: WholeFilesArgs,
 }
 
 impl FsArgs {
@@ -188,6 +191,7 @@ pub async fn run(location: &StoreLocation, args: VirtiofsArgs) -> anyhow::Result
         request_queues: args.request_queues,
         queue_size: args.queue_size,
         keep_serving: args.keep_serving,
+        whole_files: args.fs.whole_files.open(location)?,
         ..DaemonOptions::default()
     };
     let listening = cairn_virtiofs::listen(&args.socket, options)?;

@@ -21,6 +21,9 @@ pub struct DaemonOptions {
     pub keep_serving: bool,
     /// How long the guest kernel may cache names and attributes.
     pub timeouts: CacheTimeouts,
+    /// Whole-file copies of large files opened again (across restarts
+    /// too), read straight into the guest's buffers.
+    pub whole_files: Option<Arc<cairn_fs::WholeFiles>>,
 }
 
 impl Default for DaemonOptions {
@@ -30,6 +33,7 @@ impl Default for DaemonOptions {
             queue_size: 1024,
             keep_serving: false,
             timeouts: CacheTimeouts::default(),
+            whole_files: None,
         }
     }
 }
@@ -92,7 +96,10 @@ impl Listening {
         mut make_fs: impl FnMut() -> Result<Arc<cairn_fs::CairnFs>, VirtioFsError>,
     ) -> Result<(), VirtioFsError> {
         loop {
-            let fs = Arc::new(StoreFs::new(make_fs()?, self.options.timeouts));
+            let fs = Arc::new(
+                StoreFs::new(make_fs()?, self.options.timeouts)
+                    .with_whole_files(self.options.whole_files.clone()),
+            );
             let backend = Arc::new(VirtioFsBackend::new(
                 fs,
                 self.options.request_queues,

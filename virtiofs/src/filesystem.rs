@@ -7,15 +7,24 @@
 //! caches return at once). The kernel is told the content is immutable:
 //! long entry and attribute timeouts, `FOPEN_KEEP_CACHE`, cached directory
 //! listings and symlinks, readdirplus and 1 MiB requests.
+//!
+//! With [`WholeFiles`] set, a file that has a whole-file copy on local disk
+//! is read from that copy, straight into the guest's buffers (one `preadv`,
+//! as a directory-sharing daemon does); other files go through the chunk
+//! cache, and opening one counts toward its copy being written.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
+use std::fs::File;
 use std::io;
-use std::sync::Arc;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_castore::NodeKind;
 use cairn_fs::core::{BLOCK_SIZE, MTIME_SECS};
-use cairn_fs::{Attr, CairnFs, FsError};
+use cairn_fs::{Attr, CairnFs, FsError, WholeFiles};
 use fuse_backend_rs::abi::fuse_abi::{stat64, statvfs64};
 use fuse_backend_rs::api::filesystem::{
     Context, DirEntry, Entry, FileSystem, FsOptions, GetxattrReply, ListxattrReply, OpenOptions,
@@ -47,7 +56,16 @@ impl Default for CacheTimeouts {
 pub struct StoreFs {
     fs: Arc<CairnFs>,
     timeouts: CacheTimeouts,
+    whole_files: Option<Arc<WholeFiles>>,
+    /// Open handles read from whole-file copies (handles with
+    /// [`COPY_HANDLE`] set).
+    copies: Mutex<HashMap<u64, Arc<File>>>,
+    next_copy: AtomicU64,
 }
+
+/// Handles of files read from whole-file copies have this bit set (the
+/// core's handles count up from 1 and never reach it).
+const COPY_HANDLE: u64 = 1 << 63;
 
 fn io_error(err: &FsError) -> io::Error {
     io::Error::from_raw_os_error(err.errno())
@@ -87,7 +105,68 @@ fn stat_of(attr: &Attr) -> stat64 {
 
 impl StoreFs {
     pub fn new(fs: Arc<CairnFs>, timeouts: CacheTimeouts) -> StoreFs {
-        StoreFs { fs, timeouts }
+        StoreFs {
+            fs,
+            timeouts,
+            whole_files: None,
+            copies: Mutex::new(HashMap::new()),
+            next_copy: AtomicU64::new(0),
+        }
+    }
+
+    /// Reads files that have whole-file copies from those copies, and has
+    /// copies written for files opened again.
+    pub fn with_whole_files(mut self, whole_files: Option<Arc<WholeFiles>>) -> StoreFs {
+        self.whole_files = whole_files;
+        self
+    }
+
+    fn lock_copies(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<File>>> {
+        self.copies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A handle on the whole-file copy of file `inode`, if it has one.
+    fn open_copy(&self, inode: u64) -> Option<u64> {
+        let files = self.whole_files.as_ref()?;
+        let (blob, size) = self.fs.file_blob(inode).ok()?;
+        let copy = files.open_copy(&blob, size)?;
+        let handle = self.next_copy.fetch_add(1, Ordering::Relaxed) | COPY_HANDLE;
+        self.lock_copies().insert(handle, Arc::new(copy));
+        Some(handle)
+    }
+
+    /// Copies up to `size` bytes at `offset` of a whole-file copy into the
+    /// guest's buffers.
+    fn read_copy(
+        &self,
+        handle: u64,
+        w: &mut dyn ZeroCopyWriter,
+        size: u32,
+        offset: u64,
+    ) -> io::Result<usize> {
+        let copy = self
+            .lock_copies()
+            .get(&handle)
+            .cloned()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        let len = copy.metadata()?.len();
+        let want =
+            usize::try_from(len.saturating_sub(offset).min(u64::from(size))).unwrap_or(usize::MAX);
+        // fuse-backend-rs reads through `&mut File`; positioned reads
+        // (preadv) leave the descriptor's state alone, so a second File on
+        // the same descriptor, never closed, serves concurrent reads.
+        // SAFETY: the descriptor stays open while `copy` lives, which
+        // outlives `file`; ManuallyDrop keeps `file` from closing it.
+        let mut file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(copy.as_raw_fd()) });
+        let mut done = 0;
+        while done < want {
+            let n = w.write_from(&mut *file, want - done, offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
     }
 
     /// The filesystem served.
@@ -227,7 +306,15 @@ impl FileSystem for StoreFs {
         }
         let span = tracing::debug_span!("virtiofs_open", inode);
         let _enter = span.enter();
+        if let Some(handle) = self.open_copy(inode) {
+            return Ok((Some(handle), OpenOptions::KEEP_CACHE, None));
+        }
         let handle = self.wait(self.fs.open(inode)).map_err(|e| io_error(&e))?;
+        if let Some(files) = &self.whole_files
+            && let Some((blob, map)) = self.fs.opened_blob(handle)
+        {
+            files.note_open(blob, &map, self.fs.chunk_cache(), self.fs.runtime());
+        }
         Ok((Some(handle), OpenOptions::KEEP_CACHE, None))
     }
 
@@ -242,6 +329,9 @@ impl FileSystem for StoreFs {
         _lock_owner: Option<u64>,
         _flags: u32,
     ) -> io::Result<usize> {
+        if handle & COPY_HANDLE != 0 {
+            return self.read_copy(handle, w, size, offset);
+        }
         // Each slice of a cached chunk goes straight into the guest's
         // buffers: one copy per byte, no joined intermediate buffer.
         let slices = self
@@ -269,7 +359,11 @@ impl FileSystem for StoreFs {
         _flock_release: bool,
         _lock_owner: Option<u64>,
     ) -> io::Result<()> {
-        self.fs.release(handle);
+        if handle & COPY_HANDLE != 0 {
+            self.lock_copies().remove(&handle);
+        } else {
+            self.fs.release(handle);
+        }
         Ok(())
     }
 

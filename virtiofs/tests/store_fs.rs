@@ -18,6 +18,7 @@ use cairn_virtiofs::filesystem::CacheTimeouts;
 use fuse_backend_rs::api::filesystem::{
     Context, FileSystem, FsOptions as InitFlags, GetxattrReply, ListxattrReply, ZeroCopyWriter,
 };
+use fuse_backend_rs::file_buf::FileVolatileSlice;
 use fuse_backend_rs::file_traits::FileReadWriteVolatile;
 
 const PATH: &str = "0c7ysjvrmrcbdajk0bz4aa2qxc1jhq2j-tree";
@@ -38,11 +39,18 @@ impl io::Write for Sink {
 impl ZeroCopyWriter for Sink {
     fn write_from(
         &mut self,
-        _f: &mut dyn FileReadWriteVolatile,
-        _count: usize,
-        _off: u64,
+        f: &mut dyn FileReadWriteVolatile,
+        count: usize,
+        off: u64,
     ) -> io::Result<usize> {
-        Err(io::Error::other("not used"))
+        let start = self.0.len();
+        self.0.resize(start + count, 0);
+        // SAFETY: the slice covers the `count` bytes just added to the Vec,
+        // which is not touched otherwise until the read returns.
+        let slice = unsafe { FileVolatileSlice::from_raw_ptr(self.0[start..].as_mut_ptr(), count) };
+        let n = f.read_at_volatile(slice, off);
+        self.0.truncate(start + *n.as_ref().unwrap_or(&0));
+        n
     }
     fn available_bytes(&self) -> usize {
         usize::MAX
@@ -275,4 +283,91 @@ fn xattrs_negotiate_their_size() {
     );
     let st = f.fs.statfs(&ctx, 1).unwrap();
     assert_eq!(st.f_namemax, 255);
+}
+
+/// Reads all of open file `handle` in 1 MiB requests.
+fn read_all(fs: &StoreFs, inode: u64, handle: u64) -> Vec<u8> {
+    let ctx = Context::default();
+    let mut sink = Sink(Vec::new());
+    loop {
+        let offset = sink.0.len() as u64;
+        let n = fs
+            .read(&ctx, inode, handle, &mut sink, 1 << 20, offset, None, 0)
+            .unwrap();
+        if n == 0 {
+            return sink.0;
+        }
+    }
+}
+
+#[test]
+fn files_opened_again_are_read_from_whole_copies() {
+    let f = fixture();
+    let copies = f._dir.path().join("copies");
+    let files =
+        cairn_fs::WholeFiles::new(cairn_fs::WholeFilesOptions::in_dir(copies.clone())).unwrap();
+    let fs = StoreFs::new(f.fs.core().clone(), CacheTimeouts::default())
+        .with_whole_files(Some(files.clone()));
+    let ctx = Context::default();
+    let root = fs.lookup(&ctx, 1, &name(PATH)).unwrap();
+    let share = fs.lookup(&ctx, root.inode, &name("share")).unwrap();
+    let big = fs.lookup(&ctx, share.inode, &name("big")).unwrap();
+    let open = |fs: &StoreFs| {
+        fs.open(&ctx, big.inode, libc::O_RDONLY as u32, 0)
+            .unwrap()
+            .0
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let handle = open(&fs);
+        assert!(read_all(&fs, big.inode, handle) == f.big);
+        fs.release(&ctx, big.inode, 0, handle, false, false, None)
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while files.written() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no copy written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reads = fs.core().stats().reads;
+    let handle = open(&fs);
+    assert!(read_all(&fs, big.inode, handle) == f.big);
+    // A read past the end and one across it.
+    let mut tail = Sink(Vec::new());
+    fs.read(&ctx, big.inode, handle, &mut tail, 100, 2_999_950, None, 0)
+        .unwrap();
+    assert!(tail.0 == f.big[2_999_950..]);
+    assert_eq!(
+        fs.core().stats().reads,
+        reads,
+        "reads of a copy do not go through the chunk cache"
+    );
+    fs.release(&ctx, big.inode, 0, handle, false, false, None)
+        .unwrap();
+
+    // A later daemon (a new boot) remembers files opened before: one open
+    // is enough there.
+    let small_dir = f._dir.path().join("copies2");
+    let options = cairn_fs::WholeFilesOptions::in_dir(small_dir.clone());
+    let first = cairn_fs::WholeFiles::new(options.clone()).unwrap();
+    let fs1 = StoreFs::new(f.fs.core().clone(), CacheTimeouts::default())
+        .with_whole_files(Some(first.clone()));
+    let handle = open(&fs1);
+    read_all(&fs1, big.inode, handle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(first.written(), 0, "one open in one process: no copy yet");
+    drop((fs1, first));
+    let second = cairn_fs::WholeFiles::new(options).unwrap();
+    let fs2 = StoreFs::new(f.fs.core().clone(), CacheTimeouts::default())
+        .with_whole_files(Some(second.clone()));
+    let handle = open(&fs2);
+    read_all(&fs2, big.inode, handle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while second.written() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no copy after a restart"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
