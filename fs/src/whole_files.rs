@@ -29,7 +29,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::SystemTime;
 
 use cairn_castore::{ChunkMap, Digest};
@@ -104,6 +104,8 @@ struct State {
 pub struct WholeFiles {
     options: WholeFilesOptions,
     state: Mutex<State>,
+    /// Signalled whenever a queued copy is done (written or not).
+    settled: Condvar,
     queue: SyncSender<CopyRequest>,
     written: AtomicU64,
     failed: AtomicU64,
@@ -157,6 +159,7 @@ impl WholeFiles {
         let files = Arc::new(WholeFiles {
             options,
             state: Mutex::new(State::default()),
+            settled: Condvar::new(),
             queue,
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -262,7 +265,27 @@ impl WholeFiles {
             self.queue.try_send(request)
         {
             self.lock().pending.remove(&blob);
+            self.settled.notify_all();
         }
+    }
+
+    /// Waits until no copy is queued or being written, for at most
+    /// `timeout`; returns whether that is the case (a daemon about to exit
+    /// lets the copies it started finish).
+    pub fn wait_idle(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut state = self.lock();
+        while !state.pending.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = match self.settled.wait_timeout(state, left) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+        true
     }
 
     /// Copies written so far by this process.
@@ -368,7 +391,20 @@ impl WholeFiles {
     }
 }
 
+/// Niceness of the writer thread: copies are background work, and must not
+/// take CPU from the reads being served (they fetch and verify every chunk
+/// of the file once more, unless it is still cached).
+const WRITER_NICENESS: i32 = 10;
+
 fn writer_loop(files: std::sync::Weak<WholeFiles>, requests: Receiver<CopyRequest>) {
+    // SAFETY: gettid has no preconditions; setpriority on this thread's id
+    // changes only this thread's niceness.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WRITER_NICENESS) != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "lowering the copy writer's priority");
+        }
+    }
     while let Ok(request) = requests.recv() {
         let Some(files) = files.upgrade() else {
             return;
@@ -387,6 +423,7 @@ fn writer_loop(files: std::sync::Weak<WholeFiles>, requests: Receiver<CopyReques
             }
         }
         files.lock().pending.remove(&request.blob);
+        files.settled.notify_all();
     }
 }
 

@@ -17,7 +17,9 @@ use cairn_boot::vmm::shell_line;
 use cairn_boot::{Compression, GuestSpec, InitrdSpec, Kernel, Vmm};
 use cairn_virtiofs::DaemonOptions;
 
-use crate::commands::virtiofs::{FsArgs, fs_factory, root_source, serve_in_background};
+use crate::commands::virtiofs::{
+    FsArgs, finish_copies, fs_factory, root_source, serve_in_background,
+};
 use crate::store_location::StoreLocation;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -192,11 +194,12 @@ pub async fn run(location: &StoreLocation, args: BootArgs) -> anyhow::Result<Exi
         );
     }
 
+    let whole_files = args.fs.whole_files.open(location)?;
     let options = DaemonOptions {
         request_queues: args.request_queues,
         queue_size: QUEUE_SIZE,
         keep_serving: false,
-        whole_files: args.fs.whole_files.open(location)?,
+        whole_files: whole_files.clone(),
         ..DaemonOptions::default()
     };
     let listening = cairn_virtiofs::listen(&socket, options)?;
@@ -248,6 +251,7 @@ pub async fn run(location: &StoreLocation, args: BootArgs) -> anyhow::Result<Exi
         Ok(_) => {}
         Err(_) => tracing::warn!("the virtio-fs daemon did not stop after the VMM exited"),
     }
+    finish_copies(whole_files.as_deref()).await;
     match outcome {
         Outcome::Exited(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(255))),
         Outcome::InitFailed(what) => bail!("the guest's init failed: {what}"),

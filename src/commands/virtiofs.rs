@@ -186,12 +186,13 @@ pub fn serve_in_background(
 
 pub async fn run(location: &StoreLocation, args: VirtiofsArgs) -> anyhow::Result<ExitCode> {
     let store = location.open_store()?;
+    let whole_files = args.fs.whole_files.open(location)?;
     let roots = root_source(&store, &args.closures).await?;
     let options = DaemonOptions {
         request_queues: args.request_queues,
         queue_size: args.queue_size,
         keep_serving: args.keep_serving,
-        whole_files: args.fs.whole_files.open(location)?,
+        whole_files: whole_files.clone(),
         ..DaemonOptions::default()
     };
     let listening = cairn_virtiofs::listen(&args.socket, options)?;
@@ -204,6 +205,24 @@ pub async fn run(location: &StoreLocation, args: VirtiofsArgs) -> anyhow::Result
         _ = term.recv() => Ok(Ok(())),
     };
     let _ = std::fs::remove_file(&args.socket);
+    finish_copies(whole_files.as_deref()).await;
     served??;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long a daemon about to exit waits for the whole-file copies it
+/// started (a copy cut short is started again on a later open).
+const COPY_GRACE: Duration = Duration::from_secs(30);
+
+/// Lets the whole-file copies being written finish, for a while.
+pub async fn finish_copies(whole_files: Option<&cairn_fs::WholeFiles>) {
+    let Some(files) = whole_files else {
+        return;
+    };
+    if !files.wait_idle(Duration::ZERO) {
+        tracing::info!("finishing whole-file copies before exiting");
+        if !tokio::task::block_in_place(|| files.wait_idle(COPY_GRACE)) {
+            tracing::warn!("whole-file copies still unfinished; they are written on a later open");
+        }
+    }
 }
