@@ -283,6 +283,7 @@ impl Filesystem for FuseFs {
                         FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_NOFLUSH,
                     );
                     if let Some(passthrough) = passthrough
+                        && passthrough.usable()
                         && let Some((blob, map)) = opened
                     {
                         passthrough

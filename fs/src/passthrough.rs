@@ -77,6 +77,12 @@ impl Passthrough {
         self.negotiated.load(Ordering::Relaxed)
     }
 
+    /// Whether new passthrough opens can happen (so copies are worth
+    /// writing).
+    pub(crate) fn usable(&self) -> bool {
+        self.active() && !self.refused.load(Ordering::Relaxed)
+    }
+
     /// Passthrough opens answered so far.
     pub(crate) fn opens(&self) -> u64 {
         self.opens.load(Ordering::Relaxed)
