@@ -151,7 +151,7 @@ fn bad_inputs_are_refused_naming_the_path_and_write_nothing() {
     let verify = run_ok(cairn(&store).args(["store", "verify"]));
     assert_eq!(
         stdout_line(&verify),
-        "checked 0 chunks, 0 chunk maps, 0 directories, 0 store paths: 0 problems"
+        "checked 0 chunks, 0 chunk maps, 0 directories, 0 store paths, 0 whole-file copies: 0 problems"
     );
 
     // Garbage digests.

@@ -103,17 +103,21 @@ fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
     let original = std::fs::read(tree.join("share/big.bin")).unwrap();
     assert!(std::fs::read(&big).unwrap() == original);
     let copies = store.join("whole-files");
-    wait_for(
-        || {
-            std::fs::read_dir(&copies).is_ok_and(|d| {
+    let copy_files = || -> Vec<PathBuf> {
+        std::fs::read_dir(&copies)
+            .map(|d| {
                 d.flatten()
-                    .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                    // Not a copy still being written (`.tmp-…`).
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .map(|e| e.path())
+                    .collect()
             })
-        },
-        "a whole-file copy",
-    );
-    let copy = std::fs::read_dir(&copies).unwrap().next().unwrap().unwrap();
-    assert!(std::fs::read(copy.path()).unwrap() == original);
+            .unwrap_or_default()
+    };
+    wait_for(|| !copy_files().is_empty(), "a whole-file copy");
+    let copy = copy_files().remove(0);
+    assert!(std::fs::read(&copy).unwrap() == original);
     for _ in 0..3 {
         assert!(std::fs::read(&big).unwrap() == original);
     }
@@ -142,6 +146,35 @@ fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!is_mounted(&mountpoint));
+
+    // `cairn store verify` checks the copies too, and removes a bad one.
+    let verify = || {
+        Command::new(bin())
+            .arg("--store-dir")
+            .arg(&store)
+            .args(["store", "verify"])
+            .output()
+            .unwrap()
+    };
+    let out = verify();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("1 whole-file copies: 0 problems"),
+        "{stdout}"
+    );
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::remove_file(&copy).unwrap();
+    std::fs::write(&copy, &bytes).unwrap();
+    let out = verify();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("whole-file copy differs"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!copy.exists());
 }
 
 /// mount(8) runs helpers with its own PATH (/usr/local/sbin:/usr/local/bin:

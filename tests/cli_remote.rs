@@ -224,7 +224,7 @@ options = {{ region = "us-east-1", endpoint = "http://127.0.0.1:{port}", allow_h
     // it now holds the whole path, verified.
     let near_report = cairn(&["--store-dir", near.to_str().unwrap(), "store", "verify"]);
     assert!(
-        near_report.contains("1 store paths: 0 problems"),
+        near_report.contains("1 store paths, 0 whole-file copies: 0 problems"),
         "{near_report}"
     );
     let export = tmp.path().join("exported");

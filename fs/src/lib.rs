@@ -49,4 +49,4 @@ pub use error::FsError;
 pub use fuse::{MountHandle, MountOptions, Unmounter, mount};
 pub use options::{DEFAULT_WINDOW_BYTES, FsOptions};
 pub use root::{MemoryRoots, RootSource};
-pub use whole_files::{WholeFiles, WholeFilesOptions};
+pub use whole_files::{CopyCheck, WholeFiles, WholeFilesOptions, verify_copies};

@@ -396,6 +396,53 @@ impl WholeFiles {
 /// of the file once more, unless it is still cached).
 const WRITER_NICENESS: i32 = 10;
 
+/// What [`verify_copies`] found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CopyCheck {
+    /// Copies whose bytes hash to the digest they are named by.
+    pub good: u64,
+    /// Copies that did not (removed), or could not be read.
+    pub bad: Vec<PathBuf>,
+}
+
+/// Hashes every whole-file copy in `dir` (a copy is named by its blob's
+/// digest, the BLAKE3 of its whole content) and removes those that differ.
+/// A directory that does not exist holds no copies.
+pub fn verify_copies(dir: &Path) -> Result<CopyCheck, FsError> {
+    let mut check = CopyCheck::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(check),
+        Err(e) => return Err(io_error(dir, e)),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Some(expected) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<Digest>().ok())
+        else {
+            continue;
+        };
+        let mut hasher = blake3::Hasher::new();
+        let hashed = File::open(&path).and_then(|file| {
+            hasher
+                .update_reader(file)
+                .map(|h| Digest::from(h.finalize()))
+        });
+        if hashed.is_ok_and(|d| d == expected) {
+            check.good += 1;
+        } else {
+            let _ = std::fs::remove_file(&path);
+            check.bad.push(path);
+        }
+    }
+    Ok(check)
+}
+
 fn writer_loop(files: std::sync::Weak<WholeFiles>, requests: Receiver<CopyRequest>) {
     // SAFETY: gettid has no preconditions; setpriority on this thread's id
     // changes only this thread's niceness.

@@ -36,13 +36,21 @@ pub async fn run(location: &StoreLocation) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let problems = report.problems.len() + path_problems;
+    let copies = cairn_fs::verify_copies(&location.dir.join("whole-files"))?;
+    for bad in &copies.bad {
+        eprintln!(
+            "{}: whole-file copy differs from its digest (removed)",
+            bad.display()
+        );
+    }
+    let problems = report.problems.len() + path_problems + copies.bad.len();
     println!(
-        "checked {} chunks, {} chunk maps, {} directories, {} store paths: {} problems",
+        "checked {} chunks, {} chunk maps, {} directories, {} store paths, {} whole-file copies: {} problems",
         report.chunks,
         report.chunk_maps,
         report.directories,
         infos.len(),
+        copies.good + copies.bad.len() as u64,
         problems
     );
     Ok(if problems == 0 {
