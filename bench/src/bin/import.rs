@@ -3,6 +3,11 @@
 //! cores (the baseline), both from the page cache, in the same run.
 //!
 //! `cargo run --release -p cairn-bench --bin import [-- SMALL_FILES LARGE_FILES LARGE_MIB]`
+//!
+//! Environment: `CAIRN_BENCH_TREE` keeps the generated tree in that
+//! directory (reused when it exists); `CAIRN_BENCH_DIR` is where the stores
+//! go (default /var/tmp); `CAIRN_BENCH_RUNS` imports per store kind, best
+//! kept (default 2); `CAIRN_BENCH_ZSTD=0` skips the zstd store.
 
 use std::io::Read;
 use std::time::Instant;
@@ -90,11 +95,21 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let runs: usize = std::env::var("CAIRN_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let kinds: &[bool] = if std::env::var_os("CAIRN_BENCH_ZSTD").is_some_and(|v| v == "0") {
+        &[false]
+    } else {
+        &[false, true]
+    };
     let mut results = Vec::new();
-    for compress in [false, true] {
+    for &compress in kinds {
         let mut best = f64::MAX;
         let mut best_cpu = f64::MAX;
-        for run in 0..2 {
+        for run in 0..runs {
             let store_dir = tmp.path().join(format!("store-{compress}-{run}"));
             let local = std::sync::Arc::new(LocalStore::open_with(
                 &store_dir,

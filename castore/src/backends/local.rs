@@ -41,6 +41,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::hash::BuildHasherDefault;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,8 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use self::pack_writer::{PackOut, PackWriter};
+use self::entry_cache::{DigestHasher, EntryCache};
+use self::pack_writer::{Append, PackOut, PackWriter};
 use super::pack_map::PackMap;
 use crate::Digest;
 use crate::directory::Directory;
@@ -61,6 +63,7 @@ use crate::services::blob::{BlobError, BlobService, ChunkMap};
 use crate::services::chunk::{ChunkError, ChunkService, verify_chunk};
 use crate::services::directory::{DirectoryService, DirectoryServiceError, decode_stored};
 
+mod entry_cache;
 mod pack_writer;
 
 /// A pack file is closed for appends past this size.
@@ -108,10 +111,8 @@ impl LocalStoreError {
 
 /// One index write handed to the committer.
 enum IndexWrite {
-    Chunk {
-        digest: Digest,
-        entry: ChunkEntry,
-    },
+    /// The entries of chunks written to a pack together.
+    Chunks(Vec<(Digest, ChunkEntry)>),
     ChunkMap {
         digest: Digest,
         map: Vec<u8>,
@@ -168,12 +169,7 @@ pub struct LocalStore {
     /// Index entries seen by this process. Entries never change once
     /// committed, so this only saves lookups; misses go to the index, where
     /// other processes' writes are visible.
-    entries: moka::sync::Cache<Digest, ChunkEntry>,
-    /// Chunks a batch lookup ([`ChunkService::prepare`]) just found absent:
-    /// a put of one of them skips its own lookup. Briefly remembered; if
-    /// another process stores the chunk meanwhile, the only cost is a
-    /// duplicate copy of its bytes in a pack.
-    absent: moka::sync::Cache<Digest, ()>,
+    entries: EntryCache,
     committer: Mutex<mpsc::Sender<(IndexWrite, Ack)>>,
 }
 
@@ -228,11 +224,7 @@ impl LocalStore {
             pack_maps: RwLock::new(HashMap::new()),
             writer,
             written_packs: Mutex::new(Vec::new()),
-            entries: moka::sync::Cache::new(1 << 20),
-            absent: moka::sync::Cache::builder()
-                .max_capacity(1 << 16)
-                .time_to_live(std::time::Duration::from_secs(10))
-                .build(),
+            entries: EntryCache::new(1 << 20),
             committer: Mutex::new(tx),
         })
     }
@@ -326,10 +318,12 @@ impl LocalStore {
     /// Loads the index entries of `digests` not yet known to this process,
     /// in one read transaction.
     fn load_chunk_entries(&self, digests: &[Digest]) -> Result<(), LocalStoreError> {
-        let missing: Vec<&Digest> = digests
+        let mut missing: Vec<&Digest> = digests
             .iter()
-            .filter(|d| !self.entries.contains_key(*d))
+            .filter(|d| !self.entries.contains(d))
             .collect();
+        // In key order, the lookups walk the index's B-tree front to back.
+        missing.sort_unstable();
         if missing.is_empty() {
             return Ok(());
         }
@@ -350,15 +344,7 @@ impl LocalStore {
             tx.finish()?;
             Ok(found)
         })?;
-        let present: std::collections::HashSet<&Digest> = found.iter().map(|(d, _)| d).collect();
-        for digest in missing {
-            if !present.contains(digest) {
-                self.absent.insert(*digest, ());
-            }
-        }
-        for (digest, entry) in found {
-            self.entries.insert(digest, entry);
-        }
+        self.entries.insert_all(&found);
         Ok(())
     }
 
@@ -425,6 +411,77 @@ impl LocalStore {
             .map_err(|e| ChunkError::Backend(LocalStoreError::Decompress(*digest, e).backend()))?;
         verify_chunk(digest, &data)?;
         Ok(Bytes::from(data))
+    }
+
+    /// Stores the chunks not stored yet: one index lookup for those this
+    /// process does not know, one append of the new ones to the pack writer,
+    /// and a wait for their entries to be committed. The chunks' bytes are
+    /// let go as soon as they are copied to the writer, before that wait.
+    async fn store_chunks(&self, chunks: Vec<(Digest, Bytes)>) -> Result<(), ChunkError> {
+        let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
+        // The chunks to look up: unknown here, each digest once.
+        let mut seen: std::collections::HashSet<Digest, BuildHasherDefault<DigestHasher>> =
+            Default::default();
+        let unknown: Vec<Digest> = chunks
+            .iter()
+            .map(|(digest, _)| *digest)
+            .filter(|digest| !self.entries.contains(digest) && seen.insert(*digest))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        self.load_chunk_entries(&unknown).map_err(be)?;
+        let mut fresh = Vec::with_capacity(unknown.len());
+        for (digest, data) in &chunks {
+            if seen.remove(digest) && !self.entries.contains(digest) {
+                let size = u32::try_from(data.len()).map_err(|_| {
+                    be(LocalStoreError::Decompress(
+                        *digest,
+                        std::io::Error::other("chunk too large"),
+                    ))
+                })?;
+                let compressed = if self.options.compress {
+                    maybe_compress(data)
+                } else {
+                    None
+                };
+                fresh.push((*digest, data, size, compressed));
+            }
+        }
+        let appends: Vec<Append<'_>> = fresh
+            .iter()
+            .map(|(digest, data, size, compressed)| Append {
+                digest: *digest,
+                stored: compressed.as_deref().unwrap_or(data),
+                size: *size,
+                compressed: compressed.is_some(),
+            })
+            .collect();
+        let total = appends.iter().map(|a| a.stored.len()).sum();
+        let reserved = self.writer.reserve(total).await;
+        let (entries, acks) = self
+            .writer
+            .append(&appends, || self.new_pack(), reserved)
+            .map_err(be)?;
+        drop(appends);
+        drop(fresh);
+        drop(chunks);
+        let mut failure = None;
+        for done in acks {
+            let result = match done.await {
+                Ok(result) => result.map_err(LocalStoreError::from),
+                Err(_) => Err(LocalStoreError::CommitterGone),
+            };
+            if let Err(e) = result {
+                failure.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failure {
+            return Err(be(e));
+        }
+        // Only once committed: a failed commit must not leave a cached entry.
+        self.entries.insert_all(&entries);
+        Ok(())
     }
 
     /// Makes everything this process wrote durable: packs first, then the
@@ -652,16 +709,32 @@ fn commit_batch(conn: &mut Connection, batch: &[(IndexWrite, Ack)]) -> Result<()
                 "INSERT OR IGNORE INTO directories (digest, size, data) VALUES (?1, ?2, ?3)",
             )
             .map_err(|e| e.to_string())?;
-        for (write, _) in batch {
-            match write {
-                IndexWrite::Chunk { digest, entry } => chunk.execute(params![
+        // Chunk entries in key order: each index page is then visited once
+        // per transaction rather than once per entry that lands on it.
+        let mut chunks: Vec<&(Digest, ChunkEntry)> = batch
+            .iter()
+            .filter_map(|(write, _)| match write {
+                IndexWrite::Chunks(entries) => Some(entries.iter()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        chunks.sort_unstable_by_key(|(digest, _)| *digest);
+        for (digest, entry) in chunks {
+            chunk
+                .execute(params![
                     digest.as_bytes().as_slice(),
                     entry.pack,
                     entry.offset as i64,
                     entry.stored_len,
                     entry.size,
                     entry.compressed
-                ]),
+                ])
+                .map_err(|e| e.to_string())?;
+        }
+        for (write, _) in batch {
+            match write {
+                IndexWrite::Chunks(_) => Ok(0),
                 IndexWrite::ChunkMap { digest, map: m } => {
                     map.execute(params![digest.as_bytes().as_slice(), m])
                 }
@@ -728,45 +801,11 @@ impl ChunkService for LocalStore {
     }
 
     async fn put(&self, digest: Digest, data: Bytes) -> Result<(), ChunkError> {
-        let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
-        let known_absent = self.absent.remove(&digest).is_some();
-        if !known_absent && self.chunk_entry(&digest).map_err(be)?.is_some() {
-            return Ok(());
-        }
-        let size = u32::try_from(data.len()).map_err(|_| {
-            be(LocalStoreError::Decompress(
-                digest,
-                std::io::Error::other("chunk too large"),
-            ))
-        })?;
-        let compressed = if self.options.compress {
-            maybe_compress(&data)
-        } else {
-            None
-        };
-        let stored: &[u8] = compressed.as_deref().unwrap_or(&data);
-        let (entry, done) = self
-            .writer
-            .append(
-                stored,
-                || self.new_pack(),
-                digest,
-                |pack, offset| ChunkEntry {
-                    pack,
-                    offset,
-                    stored_len: stored.len() as u32,
-                    size,
-                    compressed: compressed.is_some(),
-                },
-            )
-            .map_err(be)?;
-        match done.await {
-            Ok(result) => result.map_err(|f| be(f.into()))?,
-            Err(_) => return Err(be(LocalStoreError::CommitterGone)),
-        }
-        // Only once committed: a failed commit must not leave a cached entry.
-        self.entries.insert(digest, entry);
-        Ok(())
+        self.store_chunks(vec![(digest, data)]).await
+    }
+
+    async fn put_batch(&self, chunks: Vec<(Digest, Bytes)>) -> Result<(), ChunkError> {
+        self.store_chunks(chunks).await
     }
 
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, ChunkError> {
