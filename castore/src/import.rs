@@ -118,40 +118,43 @@ impl ScanTree {
 }
 
 /// Walks `paths` and checks every entry, without writing anything. The
-/// directory walk is sequential (it reads the entry types from the
-/// directory listings); the per-file checks run on all cores.
+/// subtrees of a directory are walked, and its files checked, on all cores.
 pub fn scan(paths: &[PathBuf]) -> Result<ScanTree, ImportError> {
     let mut tree = ScanTree {
         nodes: Vec::new(),
         roots: Vec::new(),
         total_bytes: 0,
     };
-    let mut files = Vec::new();
     for path in paths {
         let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
-        let root = scan_one(&mut tree, &mut files, path, meta.file_type(), 0)?;
-        tree.roots.push(root);
-    }
-    let checked: Vec<(usize, u64, bool)> = files
-        .par_iter()
-        .map(|&index| {
-            let Scanned::File { path, .. } = &tree.nodes[index] else {
-                return Err(ImportError::Cancelled);
-            };
-            check_file(path).map(|(size, executable)| (index, size, executable))
-        })
-        .collect::<Result<_, _>>()?;
-    for (index, file_size, file_executable) in checked {
-        if let Scanned::File {
-            size, executable, ..
-        } = &mut tree.nodes[index]
-        {
-            *size = file_size;
-            *executable = file_executable;
-            tree.total_bytes += file_size;
-        }
+        let part = scan_one(path.clone(), meta.file_type(), 0)?;
+        tree.total_bytes += part.total_bytes;
+        let offset = tree.nodes.len();
+        tree.nodes.extend(part.shifted(offset));
+        tree.roots.push(tree.nodes.len() - 1);
     }
     Ok(tree)
+}
+
+/// The scan of one subtree: its nodes, the subtree's root last, children
+/// referring to nodes by index within the part.
+struct ScanPart {
+    nodes: Vec<Scanned>,
+    total_bytes: u64,
+}
+
+impl ScanPart {
+    /// The nodes, with indices moved for a place `offset` nodes further on.
+    fn shifted(self, offset: usize) -> impl Iterator<Item = Scanned> {
+        self.nodes.into_iter().map(move |mut node| {
+            if let Scanned::Dir { children, .. } = &mut node {
+                for (_, index) in children.iter_mut() {
+                    *index += offset;
+                }
+            }
+            node
+        })
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
@@ -193,32 +196,29 @@ fn check_file(path: &Path) -> Result<(u64, bool), ImportError> {
     Ok((meta.len(), meta.permissions().mode() & 0o100 != 0))
 }
 
-fn scan_one(
-    tree: &mut ScanTree,
-    files: &mut Vec<usize>,
-    path: &Path,
-    ft: std::fs::FileType,
-    depth: usize,
-) -> Result<usize, ImportError> {
-    let node = if ft.is_symlink() {
-        let target = std::fs::read_link(path).map_err(io_err(path))?;
+fn scan_one(path: PathBuf, ft: std::fs::FileType, depth: usize) -> Result<ScanPart, ImportError> {
+    let (node, total_bytes) = if ft.is_symlink() {
+        let target = std::fs::read_link(&path).map_err(io_err(&path))?;
         let target = SymlinkTarget::new(Bytes::copy_from_slice(target.as_os_str().as_bytes()))
             .map_err(|source| ImportError::Name {
-                path: path.to_path_buf(),
+                path: path.clone(),
                 source,
             })?;
-        Scanned::Symlink(target)
+        (Scanned::Symlink(target), 0)
     } else if ft.is_file() {
-        files.push(tree.nodes.len());
-        Scanned::File {
-            path: path.to_path_buf(),
-            size: 0,
-            executable: false,
-        }
+        let (size, executable) = check_file(&path)?;
+        (
+            Scanned::File {
+                path,
+                size,
+                executable,
+            },
+            size,
+        )
     } else if ft.is_dir() {
         let mut entries = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(io_err(path))? {
-            let entry = entry.map_err(io_err(path))?;
+        for entry in std::fs::read_dir(&path).map_err(io_err(&path))? {
+            let entry = entry.map_err(io_err(&path))?;
             let child = entry.path();
             let name = Name::new(Bytes::copy_from_slice(entry.file_name().as_bytes())).map_err(
                 |source| ImportError::Name {
@@ -230,16 +230,26 @@ fn scan_one(
             entries.push((name, child, child_type));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut children = Vec::with_capacity(entries.len());
-        for (name, child, child_type) in entries {
-            let index = scan_one(tree, files, &child, child_type, depth + 1)?;
-            children.push((name, index));
+        let (names, parts): (Vec<Name>, Vec<Result<ScanPart, ImportError>>) = entries
+            .into_par_iter()
+            .map(|(name, child, child_type)| (name, scan_one(child, child_type, depth + 1)))
+            .unzip();
+        let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let mut nodes = Vec::with_capacity(parts.iter().map(|p| p.nodes.len()).sum::<usize>() + 1);
+        let mut children = Vec::with_capacity(parts.len());
+        let mut total_bytes = 0;
+        for (name, part) in names.into_iter().zip(parts) {
+            total_bytes += part.total_bytes;
+            let offset = nodes.len();
+            nodes.extend(part.shifted(offset));
+            children.push((name, nodes.len() - 1));
         }
-        Scanned::Dir {
-            path: path.to_path_buf(),
+        nodes.push(Scanned::Dir {
+            path,
             depth,
             children,
-        }
+        });
+        return Ok(ScanPart { nodes, total_bytes });
     } else {
         let kind = if ft.is_socket() {
             "socket"
@@ -252,13 +262,12 @@ fn scan_one(
         } else {
             "unknown"
         };
-        return Err(ImportError::Unsupported {
-            path: path.to_path_buf(),
-            kind,
-        });
+        return Err(ImportError::Unsupported { path, kind });
     };
-    tree.nodes.push(node);
-    Ok(tree.nodes.len() - 1)
+    Ok(ScanPart {
+        nodes: vec![node],
+        total_bytes,
+    })
 }
 
 /// Bounds the bytes of chunk data handed to storing tasks.
@@ -494,9 +503,11 @@ pub async fn import_paths(
     options: ImportOptions,
 ) -> Result<Vec<Node>, ImportError> {
     let scan_paths = paths.to_vec();
+    let started = std::time::Instant::now();
     let tree = tokio::task::spawn_blocking(move || scan(&scan_paths))
         .await
         .map_err(|_| ImportError::Cancelled)??;
+    tracing::info!(elapsed = ?started.elapsed(), "import: scanned");
     import_scanned(store, tree, options).await
 }
 

@@ -7,7 +7,8 @@
 //! Environment: `CAIRN_BENCH_TREE` keeps the generated tree in that
 //! directory (reused when it exists); `CAIRN_BENCH_DIR` is where the stores
 //! go (default /var/tmp); `CAIRN_BENCH_RUNS` imports per store kind, best
-//! kept (default 2); `CAIRN_BENCH_ZSTD=0` skips the zstd store.
+//! kept (default 2); `CAIRN_BENCH_ZSTD=0` skips the zstd store;
+//! `RUST_LOG=cairn_castore=info` prints when each phase of an import ends.
 
 use std::io::Read;
 use std::time::Instant;
@@ -48,6 +49,12 @@ fn hash_all(files: &[std::path::PathBuf]) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

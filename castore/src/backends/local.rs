@@ -54,7 +54,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use self::entry_cache::{DigestHasher, EntryCache};
-use self::pack_writer::{Append, PackOut, PackWriter};
+use self::pack_writer::{Append, PackOut, PackWriter, WriterIdle};
 use super::pack_map::PackMap;
 use crate::Digest;
 use crate::directory::Directory;
@@ -210,7 +210,10 @@ impl LocalStore {
         })?;
         std::thread::Builder::new()
             .name("cairn-local-commit".into())
-            .spawn(move || run_committer(committer_conn, committer_path, rx))
+            .spawn({
+                let writer_idle = writer.idle_probe();
+                move || run_committer(committer_conn, committer_path, rx, writer_idle)
+            })
             .map_err(|source| LocalStoreError::Io {
                 path: index_path.clone(),
                 source,
@@ -651,11 +654,20 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 /// pages to the WAL (with random digests as keys, a transaction of a few
 /// hundred entries dirties most leaf pages of the chunk table).
 const BATCH_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
-/// Gathering ends early once no write has arrived for this long.
+/// Gathering ends early once no write has arrived for this long. Chunk
+/// maps and directories (an import's last steps, one tree level after
+/// another) are committed at once when no chunk entries are among them and
+/// the pack writer has nothing left to write: then nothing else is on its
+/// way, and waiting would only delay them.
 const BATCH_IDLE: std::time::Duration = std::time::Duration::from_millis(15);
 
 /// The committer: batches index writes from all tasks into one transaction.
-fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<(IndexWrite, Ack)>) {
+fn run_committer(
+    mut conn: Connection,
+    path: PathBuf,
+    rx: mpsc::Receiver<(IndexWrite, Ack)>,
+    writer: WriterIdle,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -670,6 +682,18 @@ fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<(IndexW
         if batch.len() > 1 {
             let deadline = std::time::Instant::now() + BATCH_GATHER;
             while batch.len() < MAX_BATCH {
+                let chunks = batch
+                    .iter()
+                    .any(|(write, _)| matches!(write, IndexWrite::Chunks(_)));
+                if !chunks && writer.is_idle() {
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(item) => batch.push(item),
+                            Err(_) => break,
+                        }
+                    }
+                    break;
+                }
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 match rx.recv_timeout(left.min(BATCH_IDLE)) {
                     Ok(item) => batch.push(item),

@@ -165,7 +165,7 @@ struct Shared {
     state: Mutex<State>,
     wake: Condvar,
     /// Room for bytes not yet written, in bytes (see [`QUEUE_LIMIT`]).
-    room: Semaphore,
+    room: Arc<Semaphore>,
 }
 
 /// The writer thread and the buffers puts gather into.
@@ -186,7 +186,7 @@ impl PackWriter {
                 closed: false,
             }),
             wake: Condvar::new(),
-            room: Semaphore::new(QUEUE_LIMIT),
+            room: Arc::new(Semaphore::new(QUEUE_LIMIT)),
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -196,6 +196,11 @@ impl PackWriter {
             shared,
             thread: Some(thread),
         })
+    }
+
+    /// Tells whether the writer has bytes to write (for the committer).
+    pub(super) fn idle_probe(&self) -> WriterIdle {
+        WriterIdle(self.shared.room.clone())
     }
 
     /// Reserves room for `bytes` bytes about to be appended, waiting while
@@ -391,6 +396,9 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
             len = batch.buf.len()
         );
         let written = span.in_scope(|| batch.pack.write(&mut batch.buf, batch.start));
+        // The room goes back before the entries go on, so that a committer
+        // receiving the last entries sees a writer with nothing left.
+        shared.room.add_permits(std::mem::take(&mut batch.reserved));
         match written {
             Ok(()) => {
                 for (write, ack) in batch.entries.drain(..) {
@@ -409,13 +417,23 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
                 }
             }
         }
-        shared.room.add_permits(std::mem::take(&mut batch.reserved));
         let mut buf = batch.buf;
         buf.clear();
         let mut state = lock(&shared.state);
         if state.spare.len() < SPARE_BUFFERS {
             state.spare.push(buf);
         }
+    }
+}
+
+/// Whether a [`PackWriter`] has nothing reserved, gathered or queued.
+pub(super) struct WriterIdle(Arc<Semaphore>);
+
+impl WriterIdle {
+    /// True when no bytes are on their way to a pack: no more chunk
+    /// entries are coming from the writer until new puts arrive.
+    pub(super) fn is_idle(&self) -> bool {
+        self.0.available_permits() >= QUEUE_LIMIT
     }
 }
 
