@@ -679,10 +679,8 @@ pub async fn import_scanned(
             nodes[i] = Some(dir.node());
             dirs.push(dir);
         }
-        let puts = dirs.iter().map(|d| store.directories.put(d));
-        for r in futures::future::join_all(puts).await {
-            r?;
-        }
+        // One level at a time: a level's children are all stored.
+        store.directories.put_all(&dirs).await?;
     }
     tracing::info!(elapsed = ?started.elapsed(), "import: directories stored");
     store

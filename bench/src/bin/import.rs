@@ -8,7 +8,8 @@
 //! directory (reused when it exists); `CAIRN_BENCH_DIR` is where the stores
 //! go (default /var/tmp); `CAIRN_BENCH_RUNS` imports per store kind, best
 //! kept (default 2); `CAIRN_BENCH_ZSTD=0` skips the zstd store;
-//! `RUST_LOG=cairn_castore=info` prints when each phase of an import ends.
+//! `RUST_LOG=cairn_castore=info` prints when each phase of an import ends;
+//! `CAIRN_BENCH_IN_FLIGHT_MIB` sets the import's bytes in flight.
 
 use std::io::Read;
 use std::time::Instant;
@@ -124,11 +125,14 @@ fn main() -> anyhow::Result<()> {
             )?);
             let store = CaStore::new(local.clone(), local, ChunkerConfig::default());
             let (t, c) = (Instant::now(), cpu_seconds());
-            rt.block_on(import_paths(
-                &store,
-                std::slice::from_ref(&tree),
-                ImportOptions::default(),
-            ))?;
+            let mut options = ImportOptions::default();
+            if let Some(mib) = std::env::var("CAIRN_BENCH_IN_FLIGHT_MIB")
+                .ok()
+                .and_then(|m| m.parse::<usize>().ok())
+            {
+                options.max_bytes_in_flight = mib << 20;
+            }
+            rt.block_on(import_paths(&store, std::slice::from_ref(&tree), options))?;
             best = best.min(t.elapsed().as_secs_f64());
             best_cpu = best_cpu.min(cpu_seconds() - c);
             drop(store);

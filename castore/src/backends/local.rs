@@ -122,6 +122,8 @@ enum IndexWrite {
         size: u64,
         data: Vec<u8>,
     },
+    /// Directories stored together (digest, size, encoding).
+    Directories(Vec<(Digest, u64, Vec<u8>)>),
 }
 
 type Ack = oneshot::Sender<Result<(), Failure>>;
@@ -765,6 +767,12 @@ fn commit_batch(conn: &mut Connection, batch: &[(IndexWrite, Ack)]) -> Result<()
                 IndexWrite::Directory { digest, size, data } => {
                     dir.execute(params![digest.as_bytes().as_slice(), *size as i64, data])
                 }
+                IndexWrite::Directories(directories) => {
+                    directories.iter().try_fold(0, |n, (digest, size, data)| {
+                        dir.execute(params![digest.as_bytes().as_slice(), *size as i64, data])
+                            .map(|m| n + m)
+                    })
+                }
             }
             .map_err(|e| e.to_string())?;
         }
@@ -942,6 +950,69 @@ impl DirectoryService for LocalStore {
         })
         .await
         .map_err(|e| DirectoryServiceError::Backend(e.backend()))
+    }
+
+    async fn put_all(
+        &self,
+        directories: &[Directory],
+    ) -> Result<Vec<Digest>, DirectoryServiceError> {
+        // The children of all of them looked up in one read transaction,
+        // then one commit for all: one transaction, not one per directory.
+        let digests: Vec<Digest> = directories.iter().map(Directory::digest).collect();
+        let sizes = self
+            .with_reader(|conn| {
+                let tx = conn.unchecked_transaction()?;
+                let mut sizes = Vec::new();
+                {
+                    let mut stmt =
+                        tx.prepare_cached("SELECT size FROM directories WHERE digest = ?1")?;
+                    for directory in directories {
+                        for (_, child, _) in directory.child_directories() {
+                            let size = stmt
+                                .query_row([child.as_bytes().as_slice()], |row| {
+                                    row.get::<_, i64>(0)
+                                })
+                                .optional()?;
+                            sizes.push(size.map(|s| s as u64));
+                        }
+                    }
+                }
+                tx.finish()?;
+                Ok(sizes)
+            })
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
+        let mut sizes = sizes.into_iter();
+        for (directory, digest) in directories.iter().zip(&digests) {
+            for (name, child, claimed) in directory.child_directories() {
+                match sizes.next().flatten() {
+                    None => {
+                        return Err(DirectoryServiceError::MissingChild {
+                            parent: *digest,
+                            name: name.clone(),
+                            child: *child,
+                        });
+                    }
+                    Some(actual) if actual != claimed => {
+                        return Err(DirectoryServiceError::ChildSize {
+                            parent: *digest,
+                            name: name.clone(),
+                            claimed,
+                            actual,
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let writes = directories
+            .iter()
+            .zip(&digests)
+            .map(|(directory, digest)| (*digest, directory.size(), directory.encode()))
+            .collect();
+        self.commit(IndexWrite::Directories(writes))
+            .await
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
+        Ok(digests)
     }
 
     async fn flush(&self) -> Result<(), DirectoryServiceError> {
