@@ -162,7 +162,7 @@ async fn directory_put_all_checks_children_like_put() {
         let digests = store.put_all(&[a.clone(), b.clone()]).await.unwrap();
         assert_eq!(digests, vec![a.digest(), b.digest()]);
         assert!(matches!(
-            store.put_all(&[lying.clone()]).await,
+            store.put_all(std::slice::from_ref(&lying)).await,
             Err(DirectoryServiceError::ChildSize { .. })
         ));
         store.put_all(std::slice::from_ref(&parent)).await.unwrap();
