@@ -275,17 +275,24 @@ struct ByteBudget {
     available: Mutex<usize>,
     freed: Condvar,
     limit: usize,
+    /// Time readers spent waiting for room, in nanoseconds (for the log).
+    waited_ns: std::sync::atomic::AtomicU64,
 }
 
 impl ByteBudget {
     fn acquire(&self, n: usize) {
         let n = n.min(self.limit);
         let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
-        while *available < n {
-            available = self
-                .freed
-                .wait(available)
-                .unwrap_or_else(|p| p.into_inner());
+        if *available < n {
+            let started = std::time::Instant::now();
+            while *available < n {
+                available = self
+                    .freed
+                    .wait(available)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            self.waited_ns
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
         *available -= n;
     }
@@ -526,6 +533,7 @@ pub async fn import_scanned(
             available: Mutex::new(options.max_bytes_in_flight),
             freed: Condvar::new(),
             limit: options.max_bytes_in_flight,
+            waited_ns: Default::default(),
         }),
         arenas: Mutex::new(Vec::new()),
         blocks: BlockPool::new(
@@ -590,7 +598,8 @@ pub async fn import_scanned(
             }
         }
     }
-    tracing::info!(elapsed = ?started.elapsed(), "import: blobs stored");
+    let waited = std::time::Duration::from_nanos(sink.budget.waited_ns.load(Ordering::Relaxed));
+    tracing::info!(elapsed = ?started.elapsed(), readers_waited = ?waited, "import: blobs stored");
     let mut blobs: HashMap<usize, (Digest, u64)> = HashMap::new();
     let mut maps = Vec::new();
     for r in results {
