@@ -127,7 +127,7 @@ pub fn scan(paths: &[PathBuf]) -> Result<ScanTree, ImportError> {
     };
     for path in paths {
         let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
-        let part = scan_one(path.clone(), meta.file_type(), 0)?;
+        let part = scan_one(path.clone(), meta.file_type(), None, 0)?;
         tree.total_bytes += part.total_bytes;
         let offset = tree.nodes.len();
         tree.nodes.extend(part.shifted(offset));
@@ -166,8 +166,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
 
 /// Size and executable bit of a regular file, and whether it can be read
 /// (checked now, so nothing is written for an import that would fail).
-fn check_file(path: &Path) -> Result<(u64, bool), ImportError> {
-    let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
+/// `entry` is the file's entry in its directory's listing, when it has one:
+/// its metadata comes relative to the open directory, without resolving the
+/// whole path again.
+fn check_file(path: &Path, entry: Option<&std::fs::DirEntry>) -> Result<(u64, bool), ImportError> {
+    let meta = match entry {
+        Some(entry) => entry.metadata(),
+        None => std::fs::symlink_metadata(path),
+    }
+    .map_err(io_err(path))?;
     if !meta.file_type().is_file() {
         return Err(ImportError::Changed {
             path: path.to_path_buf(),
@@ -196,7 +203,12 @@ fn check_file(path: &Path) -> Result<(u64, bool), ImportError> {
     Ok((meta.len(), meta.permissions().mode() & 0o100 != 0))
 }
 
-fn scan_one(path: PathBuf, ft: std::fs::FileType, depth: usize) -> Result<ScanPart, ImportError> {
+fn scan_one(
+    path: PathBuf,
+    ft: std::fs::FileType,
+    entry: Option<std::fs::DirEntry>,
+    depth: usize,
+) -> Result<ScanPart, ImportError> {
     let (node, total_bytes) = if ft.is_symlink() {
         let target = std::fs::read_link(&path).map_err(io_err(&path))?;
         let target = SymlinkTarget::new(Bytes::copy_from_slice(target.as_os_str().as_bytes()))
@@ -206,7 +218,7 @@ fn scan_one(path: PathBuf, ft: std::fs::FileType, depth: usize) -> Result<ScanPa
             })?;
         (Scanned::Symlink(target), 0)
     } else if ft.is_file() {
-        let (size, executable) = check_file(&path)?;
+        let (size, executable) = check_file(&path, entry.as_ref())?;
         (
             Scanned::File {
                 path,
@@ -227,12 +239,14 @@ fn scan_one(path: PathBuf, ft: std::fs::FileType, depth: usize) -> Result<ScanPa
                 },
             )?;
             let child_type = entry.file_type().map_err(io_err(&child))?;
-            entries.push((name, child, child_type));
+            entries.push((name, child, child_type, entry));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let (names, parts): (Vec<Name>, Vec<Result<ScanPart, ImportError>>) = entries
             .into_par_iter()
-            .map(|(name, child, child_type)| (name, scan_one(child, child_type, depth + 1)))
+            .map(|(name, child, child_type, entry)| {
+                (name, scan_one(child, child_type, Some(entry), depth + 1))
+            })
             .unzip();
         let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
         let mut nodes = Vec::with_capacity(parts.iter().map(|p| p.nodes.len()).sum::<usize>() + 1);
