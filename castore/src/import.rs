@@ -4,7 +4,10 @@
 //!    anything that is not a directory, regular file or symlink, or that
 //!    cannot be read, before anything is written.
 //! 2. Blobs: files are read, chunked and hashed on all cores (rayon); chunks
-//!    are stored by tokio tasks, bounded by bytes in flight.
+//!    are stored in batches by tokio tasks, bounded by bytes in flight. Files
+//!    are read into large pooled blocks ([`crate::read_blocks`]), small ones
+//!    back to back with one read each, and chunks go to the store as slices
+//!    of those blocks, not copies.
 //! 3. Directories: once every blob is stored, bottom-up, one tree level at
 //!    a time, concurrently within a level.
 //!
@@ -24,7 +27,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 use tokio::runtime::Handle;
 
-use crate::buffer_pool::BufferPool;
+use crate::read_blocks::{Arena, BlockPool};
 use crate::services::blob::{BlobError, ChunkMap, ChunkRef};
 use crate::{
     CaStore, Digest, Directory, DirectoryServiceError, Name, NameError, Node, SymlinkTarget,
@@ -115,40 +118,43 @@ impl ScanTree {
 }
 
 /// Walks `paths` and checks every entry, without writing anything. The
-/// directory walk is sequential (it reads the entry types from the
-/// directory listings); the per-file checks run on all cores.
+/// subtrees of a directory are walked, and its files checked, on all cores.
 pub fn scan(paths: &[PathBuf]) -> Result<ScanTree, ImportError> {
     let mut tree = ScanTree {
         nodes: Vec::new(),
         roots: Vec::new(),
         total_bytes: 0,
     };
-    let mut files = Vec::new();
     for path in paths {
         let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
-        let root = scan_one(&mut tree, &mut files, path, meta.file_type(), 0)?;
-        tree.roots.push(root);
-    }
-    let checked: Vec<(usize, u64, bool)> = files
-        .par_iter()
-        .map(|&index| {
-            let Scanned::File { path, .. } = &tree.nodes[index] else {
-                return Err(ImportError::Cancelled);
-            };
-            check_file(path).map(|(size, executable)| (index, size, executable))
-        })
-        .collect::<Result<_, _>>()?;
-    for (index, file_size, file_executable) in checked {
-        if let Scanned::File {
-            size, executable, ..
-        } = &mut tree.nodes[index]
-        {
-            *size = file_size;
-            *executable = file_executable;
-            tree.total_bytes += file_size;
-        }
+        let part = scan_one(path.clone(), meta.file_type(), None, 0)?;
+        tree.total_bytes += part.total_bytes;
+        let offset = tree.nodes.len();
+        tree.nodes.extend(part.shifted(offset));
+        tree.roots.push(tree.nodes.len() - 1);
     }
     Ok(tree)
+}
+
+/// The scan of one subtree: its nodes, the subtree's root last, children
+/// referring to nodes by index within the part.
+struct ScanPart {
+    nodes: Vec<Scanned>,
+    total_bytes: u64,
+}
+
+impl ScanPart {
+    /// The nodes, with indices moved for a place `offset` nodes further on.
+    fn shifted(self, offset: usize) -> impl Iterator<Item = Scanned> {
+        self.nodes.into_iter().map(move |mut node| {
+            if let Scanned::Dir { children, .. } = &mut node {
+                for (_, index) in children.iter_mut() {
+                    *index += offset;
+                }
+            }
+            node
+        })
+    }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
@@ -160,8 +166,15 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
 
 /// Size and executable bit of a regular file, and whether it can be read
 /// (checked now, so nothing is written for an import that would fail).
-fn check_file(path: &Path) -> Result<(u64, bool), ImportError> {
-    let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
+/// `entry` is the file's entry in its directory's listing, when it has one:
+/// its metadata comes relative to the open directory, without resolving the
+/// whole path again.
+fn check_file(path: &Path, entry: Option<&std::fs::DirEntry>) -> Result<(u64, bool), ImportError> {
+    let meta = match entry {
+        Some(entry) => entry.metadata(),
+        None => std::fs::symlink_metadata(path),
+    }
+    .map_err(io_err(path))?;
     if !meta.file_type().is_file() {
         return Err(ImportError::Changed {
             path: path.to_path_buf(),
@@ -191,31 +204,33 @@ fn check_file(path: &Path) -> Result<(u64, bool), ImportError> {
 }
 
 fn scan_one(
-    tree: &mut ScanTree,
-    files: &mut Vec<usize>,
-    path: &Path,
+    path: PathBuf,
     ft: std::fs::FileType,
+    entry: Option<std::fs::DirEntry>,
     depth: usize,
-) -> Result<usize, ImportError> {
-    let node = if ft.is_symlink() {
-        let target = std::fs::read_link(path).map_err(io_err(path))?;
+) -> Result<ScanPart, ImportError> {
+    let (node, total_bytes) = if ft.is_symlink() {
+        let target = std::fs::read_link(&path).map_err(io_err(&path))?;
         let target = SymlinkTarget::new(Bytes::copy_from_slice(target.as_os_str().as_bytes()))
             .map_err(|source| ImportError::Name {
-                path: path.to_path_buf(),
+                path: path.clone(),
                 source,
             })?;
-        Scanned::Symlink(target)
+        (Scanned::Symlink(target), 0)
     } else if ft.is_file() {
-        files.push(tree.nodes.len());
-        Scanned::File {
-            path: path.to_path_buf(),
-            size: 0,
-            executable: false,
-        }
+        let (size, executable) = check_file(&path, entry.as_ref())?;
+        (
+            Scanned::File {
+                path,
+                size,
+                executable,
+            },
+            size,
+        )
     } else if ft.is_dir() {
         let mut entries = Vec::new();
-        for entry in std::fs::read_dir(path).map_err(io_err(path))? {
-            let entry = entry.map_err(io_err(path))?;
+        for entry in std::fs::read_dir(&path).map_err(io_err(&path))? {
+            let entry = entry.map_err(io_err(&path))?;
             let child = entry.path();
             let name = Name::new(Bytes::copy_from_slice(entry.file_name().as_bytes())).map_err(
                 |source| ImportError::Name {
@@ -224,19 +239,31 @@ fn scan_one(
                 },
             )?;
             let child_type = entry.file_type().map_err(io_err(&child))?;
-            entries.push((name, child, child_type));
+            entries.push((name, child, child_type, entry));
         }
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut children = Vec::with_capacity(entries.len());
-        for (name, child, child_type) in entries {
-            let index = scan_one(tree, files, &child, child_type, depth + 1)?;
-            children.push((name, index));
+        let (names, parts): (Vec<Name>, Vec<Result<ScanPart, ImportError>>) = entries
+            .into_par_iter()
+            .map(|(name, child, child_type, entry)| {
+                (name, scan_one(child, child_type, Some(entry), depth + 1))
+            })
+            .unzip();
+        let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let mut nodes = Vec::with_capacity(parts.iter().map(|p| p.nodes.len()).sum::<usize>() + 1);
+        let mut children = Vec::with_capacity(parts.len());
+        let mut total_bytes = 0;
+        for (name, part) in names.into_iter().zip(parts) {
+            total_bytes += part.total_bytes;
+            let offset = nodes.len();
+            nodes.extend(part.shifted(offset));
+            children.push((name, nodes.len() - 1));
         }
-        Scanned::Dir {
-            path: path.to_path_buf(),
+        nodes.push(Scanned::Dir {
+            path,
             depth,
             children,
-        }
+        });
+        return Ok(ScanPart { nodes, total_bytes });
     } else {
         let kind = if ft.is_socket() {
             "socket"
@@ -249,13 +276,12 @@ fn scan_one(
         } else {
             "unknown"
         };
-        return Err(ImportError::Unsupported {
-            path: path.to_path_buf(),
-            kind,
-        });
+        return Err(ImportError::Unsupported { path, kind });
     };
-    tree.nodes.push(node);
-    Ok(tree.nodes.len() - 1)
+    Ok(ScanPart {
+        nodes: vec![node],
+        total_bytes,
+    })
 }
 
 /// Bounds the bytes of chunk data handed to storing tasks.
@@ -263,17 +289,24 @@ struct ByteBudget {
     available: Mutex<usize>,
     freed: Condvar,
     limit: usize,
+    /// Time readers spent waiting for room, in nanoseconds (for the log).
+    waited_ns: std::sync::atomic::AtomicU64,
 }
 
 impl ByteBudget {
     fn acquire(&self, n: usize) {
         let n = n.min(self.limit);
         let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
-        while *available < n {
-            available = self
-                .freed
-                .wait(available)
-                .unwrap_or_else(|p| p.into_inner());
+        if *available < n {
+            let started = std::time::Instant::now();
+            while *available < n {
+                available = self
+                    .freed
+                    .wait(available)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            self.waited_ns
+                .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
         *available -= n;
     }
@@ -297,7 +330,9 @@ struct ChunkSink {
     store: CaStore,
     handle: Handle,
     budget: Arc<ByteBudget>,
-    buffers: Arc<BufferPool>,
+    /// Arenas not in use by a reader (one per concurrent reader).
+    arenas: Mutex<Vec<Arena>>,
+    blocks: Arc<BlockPool>,
     pending: Mutex<PendingPuts>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<Result<(), BlobError>>>>,
     failed: AtomicBool,
@@ -338,23 +373,12 @@ impl ChunkSink {
         let blobs = self.store.blobs.clone();
         let budget = self.budget.clone();
         let task = self.handle.spawn(async move {
-            let digests: Vec<Digest> = batch.chunks.iter().map(|(d, _)| *d).collect();
-            blobs.chunks().prepare(&digests).await;
-            // All puts of the batch at once: the store commits them together.
             let lens: Vec<usize> = batch.chunks.iter().map(|(_, d)| d.len()).collect();
-            let puts = batch
-                .chunks
-                .into_iter()
-                .map(|(digest, data)| blobs.chunks().put(digest, data));
-            let results = futures::future::join_all(puts).await;
+            let result = blobs.chunks().put_batch(batch.chunks).await;
             for len in lens {
                 budget.release(len);
             }
-            results
-                .into_iter()
-                .collect::<Result<Vec<()>, _>>()
-                .map(|_| ())
-                .map_err(BlobError::from)
+            result.map_err(BlobError::from)
         });
         self.tasks
             .lock()
@@ -363,44 +387,27 @@ impl ChunkSink {
     }
 }
 
-/// Read buffers for [`ingest_file`], reused across files so that reading
-/// does not fault in fresh pages for every file.
-static READ_BUFFERS: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+/// Bytes read from a large file per step: chunked and hashed while they
+/// are still in the CPU's caches.
+const READ_STEP: usize = 4 << 20;
+/// Size of the pooled read blocks (see [`crate::read_blocks`]).
+const BLOCK_SIZE: usize = 8 << 20;
 
-/// Bytes read from a file per step.
-const READ_BLOCK: usize = 8 << 20;
-
-/// A read buffer from the pool, returned to it on drop.
-struct ReadBuffer(Vec<u8>);
-
-impl ReadBuffer {
-    fn take(len: usize) -> ReadBuffer {
-        let pooled = READ_BUFFERS.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut buf = pooled.unwrap_or_default();
-        if buf.len() < len {
-            buf.resize(len, 0);
-        }
-        ReadBuffer(buf)
-    }
-}
-
-impl Drop for ReadBuffer {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
-        READ_BUFFERS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(buf);
-    }
-}
-
-/// Reads until `buf` is full or the file ends; the number of bytes read.
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Reads into `buf` until it is full, the file ends, or `expected` bytes
+/// have come in a read that returned fewer than asked (a regular file
+/// returns fewer bytes than asked only at its end, so that saves the read
+/// that would return 0). The number of bytes read.
+fn read_step(file: &mut File, buf: &mut [u8], expected: usize) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                if filled == expected && filled < buf.len() {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -408,13 +415,11 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Reads, chunks and hashes one file, handing its chunks to `sink`.
-///
-/// The file is read in blocks into a pooled buffer; each chunk is copied
-/// out into its own allocation, so what waits to be stored is exactly the
-/// chunks and the read buffer stays warm in the CPU cache.
+/// Reads, chunks and hashes one file, handing its chunks to `sink` as
+/// slices of the arena's blocks.
 fn ingest_file(
     sink: &ChunkSink,
+    arena: &mut Arena,
     path: &Path,
     expected_size: u64,
     progress: &Option<Arc<dyn Fn(u64) + Send + Sync>>,
@@ -422,63 +427,79 @@ fn ingest_file(
     let chunker = sink.store.chunker;
     let max = chunker.max_size as usize;
     let mut file = File::open(path).map_err(io_err(path))?;
-    // One byte more than the file should hold, to notice a file that grew.
-    let capacity = (expected_size as usize).min(READ_BLOCK + max) + 1;
-    let mut pooled = ReadBuffer::take(capacity.max(max + 1));
-    let buf = &mut pooled.0;
+    arena.clear_pending();
     let mut hasher: Option<blake3::Hasher> = None;
     let mut chunks: Vec<ChunkRef> = Vec::new();
-    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let mut cuts: Vec<usize> = Vec::new();
     let mut digests: Vec<Digest> = Vec::new();
-    let mut carried = 0usize;
     let mut total = 0u64;
     loop {
+        // The rest of the file in one step if it fits, and one byte more
+        // to notice a file that grew.
         let remaining = expected_size.saturating_sub(total);
-        let want = (carried as u64 + remaining + 1).min(buf.len() as u64) as usize;
-        let new_bytes = read_full(&mut file, &mut buf[carried..want]).map_err(io_err(path))?;
-        let filled = carried + new_bytes;
+        let want = (remaining.saturating_add(1)).min(READ_STEP as u64) as usize;
+        arena.reserve(want);
+        let new_bytes = read_step(
+            &mut file,
+            &mut arena.spare_mut()[..want],
+            remaining.min(want as u64) as usize,
+        )
+        .map_err(io_err(path))?;
+        arena.fill(new_bytes);
         total += new_bytes as u64;
         if let Some(p) = progress {
             p(new_bytes as u64);
         }
-        let at_end = filled < want;
+        let at_end = new_bytes < want;
         if total > expected_size || (at_end && total != expected_size) {
             return Err(ImportError::Changed {
                 path: path.to_path_buf(),
             });
         }
         // Cut chunks; keep a tail shorter than max_size unless at the end.
+        let data = arena.pending();
         cuts.clear();
         let mut pos = 0;
-        while pos < filled && (at_end || filled - pos >= max) {
-            let len = chunker.next_cut(&buf[pos..filled]);
-            cuts.push((pos, pos + len));
-            pos += len;
-        }
-        let data = &buf[..filled];
-        digests.clear();
-        if cuts.len() > 1 {
-            cuts.par_iter()
-                .map(|(a, b)| Digest::of(&data[*a..*b]))
-                .collect_into_vec(&mut digests);
-        } else {
-            digests.extend(cuts.iter().map(|(a, b)| Digest::of(&data[*a..*b])));
+        while pos < data.len() && (at_end || data.len() - pos >= max) {
+            pos += chunker.next_cut(&data[pos..]);
+            cuts.push(pos);
         }
         let single = at_end && chunks.is_empty() && cuts.len() == 1;
-        if !single {
-            let h = hasher.get_or_insert_with(blake3::Hasher::new);
-            if pos >= 1 << 20 {
-                h.update_rayon(&data[..pos]);
+        let hash_chunks = |digests: &mut Vec<Digest>| {
+            digests.clear();
+            if cuts.len() > 1 {
+                (0..cuts.len())
+                    .into_par_iter()
+                    .map(|i| Digest::of(&data[if i == 0 { 0 } else { cuts[i - 1] }..cuts[i]]))
+                    .collect_into_vec(digests);
             } else {
-                h.update(&data[..pos]);
+                digests.extend(cuts.first().map(|end| Digest::of(&data[..*end])));
             }
+        };
+        if single {
+            hash_chunks(&mut digests);
+        } else {
+            // The whole-blob digest alongside the chunks' own.
+            let h = hasher.get_or_insert_with(blake3::Hasher::new);
+            rayon::join(
+                || hash_chunks(&mut digests),
+                || {
+                    if pos >= 1 << 20 {
+                        h.update_rayon(&data[..pos]);
+                    } else {
+                        h.update(&data[..pos]);
+                    }
+                },
+            );
         }
-        for ((a, b), digest) in cuts.iter().zip(&digests) {
+        let mut start = 0;
+        for (end, digest) in cuts.iter().zip(&digests) {
             chunks.push(ChunkRef {
                 digest: *digest,
-                size: (b - a) as u32,
+                size: (end - start) as u32,
             });
-            sink.put(*digest, sink.buffers.copy(&data[*a..*b]));
+            sink.put(*digest, arena.split(end - start));
+            start = *end;
         }
         if at_end {
             if chunks.is_empty() {
@@ -490,8 +511,6 @@ fn ingest_file(
             let digest = Digest::from(hasher.map(|h| h.finalize()).unwrap_or(blake3::hash(&[])));
             return Ok((digest, total, Some(ChunkMap::new(chunks))));
         }
-        buf.copy_within(pos..filled, 0);
-        carried = filled - pos;
         if sink.failed.load(Ordering::Relaxed) {
             return Err(ImportError::Cancelled);
         }
@@ -505,9 +524,11 @@ pub async fn import_paths(
     options: ImportOptions,
 ) -> Result<Vec<Node>, ImportError> {
     let scan_paths = paths.to_vec();
+    let started = std::time::Instant::now();
     let tree = tokio::task::spawn_blocking(move || scan(&scan_paths))
         .await
         .map_err(|_| ImportError::Cancelled)??;
+    tracing::info!(elapsed = ?started.elapsed(), "import: scanned");
     import_scanned(store, tree, options).await
 }
 
@@ -526,37 +547,54 @@ pub async fn import_scanned(
             available: Mutex::new(options.max_bytes_in_flight),
             freed: Condvar::new(),
             limit: options.max_bytes_in_flight,
+            waited_ns: Default::default(),
         }),
-        // Buffers are rounded up to a power of two: up to twice the bytes.
-        buffers: BufferPool::new(options.max_bytes_in_flight * 2),
+        arenas: Mutex::new(Vec::new()),
+        blocks: BlockPool::new(
+            BLOCK_SIZE,
+            (options.max_bytes_in_flight / BLOCK_SIZE).max(2),
+        ),
         pending: Mutex::new(PendingPuts::default()),
         tasks: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),
     });
 
     // Phase 2: blobs.
-    let files: Vec<(usize, PathBuf, u64)> = tree
+    let files: Vec<usize> = tree
         .nodes
         .iter()
         .enumerate()
-        .filter_map(|(i, node)| match node {
-            Scanned::File { path, size, .. } => Some((i, path.clone(), *size)),
-            _ => None,
-        })
+        .filter_map(|(i, node)| matches!(node, Scanned::File { .. }).then_some(i))
         .collect();
-    let (sink2, progress) = (sink.clone(), options.progress.clone());
+    let (sink2, progress, tree2) = (sink.clone(), options.progress.clone(), tree.clone());
     let results = tokio::task::spawn_blocking(move || {
         let results = files
             .par_iter()
-            .map(|(i, path, size)| {
-                let r = ingest_file(&sink2, path, *size, &progress);
+            .map(|&i| {
+                let Scanned::File { path, size, .. } = &tree2.nodes[i] else {
+                    return Err(ImportError::Cancelled);
+                };
+                let arena = sink2.arenas.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                let mut arena = arena.unwrap_or_else(|| Arena::new(sink2.blocks.clone()));
+                let r = ingest_file(&sink2, &mut arena, path, *size, &progress);
+                arena.clear_pending();
+                sink2
+                    .arenas
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(arena);
                 if r.is_err() {
                     sink2.failed.store(true, Ordering::Relaxed);
                 }
-                r.map(|v| (*i, v))
+                r.map(|v| (i, v))
             })
             .collect::<Vec<_>>();
         sink2.flush();
+        sink2
+            .arenas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         results
     })
     .await
@@ -574,7 +612,8 @@ pub async fn import_scanned(
             }
         }
     }
-    tracing::info!(elapsed = ?started.elapsed(), "import: blobs stored");
+    let waited = std::time::Duration::from_nanos(sink.budget.waited_ns.load(Ordering::Relaxed));
+    tracing::info!(elapsed = ?started.elapsed(), readers_waited = ?waited, "import: blobs stored");
     let mut blobs: HashMap<usize, (Digest, u64)> = HashMap::new();
     let mut maps = Vec::new();
     for r in results {
@@ -663,10 +702,8 @@ pub async fn import_scanned(
             nodes[i] = Some(dir.node());
             dirs.push(dir);
         }
-        let puts = dirs.iter().map(|d| store.directories.put(d));
-        for r in futures::future::join_all(puts).await {
-            r?;
-        }
+        // One level at a time: a level's children are all stored.
+        store.directories.put_all(&dirs).await?;
     }
     tracing::info!(elapsed = ?started.elapsed(), "import: directories stored");
     store

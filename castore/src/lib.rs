@@ -17,7 +17,6 @@
 
 pub mod backends;
 pub mod blobio;
-pub mod buffer_pool;
 pub mod chunking;
 pub mod combinators;
 pub mod composition;
@@ -26,6 +25,7 @@ pub mod directory;
 pub mod export;
 pub mod import;
 pub mod node;
+mod read_blocks;
 pub mod services;
 pub mod store;
 pub mod verify;

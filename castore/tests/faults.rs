@@ -122,3 +122,52 @@ async fn local_store_is_shared_by_two_handles() {
     DirectoryService::put(&b, &d).await.unwrap();
     assert!(a.size_of(&d.digest()).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn directory_put_all_checks_children_like_put() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = LocalStore::open(tmp.path()).unwrap();
+    let memory = MemoryStore::new();
+    let stores: [&dyn DirectoryService; 2] = [&local, &memory];
+    let leaf = |name: &str| {
+        Directory::from_entries(vec![(
+            Name::try_from(name).unwrap(),
+            Node::Symlink {
+                target: cairn_castore::SymlinkTarget::new(Bytes::from_static(b"t")).unwrap(),
+            },
+        )])
+        .unwrap()
+    };
+    let (a, b) = (leaf("a"), leaf("b"));
+    let parent = Directory::from_entries(vec![
+        (Name::try_from("a").unwrap(), a.node()),
+        (Name::try_from("b").unwrap(), b.node()),
+    ])
+    .unwrap();
+    let lying = Directory::from_entries(vec![(
+        Name::try_from("a").unwrap(),
+        Node::Directory {
+            digest: a.digest(),
+            size: 9,
+        },
+    )])
+    .unwrap();
+    for store in stores {
+        // The parent before its children: refused, nothing stored.
+        assert!(matches!(
+            store.put_all(std::slice::from_ref(&parent)).await,
+            Err(DirectoryServiceError::MissingChild { .. })
+        ));
+        assert!(store.get(&parent.digest()).await.unwrap().is_none());
+        let digests = store.put_all(&[a.clone(), b.clone()]).await.unwrap();
+        assert_eq!(digests, vec![a.digest(), b.digest()]);
+        assert!(matches!(
+            store.put_all(std::slice::from_ref(&lying)).await,
+            Err(DirectoryServiceError::ChildSize { .. })
+        ));
+        store.put_all(std::slice::from_ref(&parent)).await.unwrap();
+        let closure = store.closure(&parent.digest()).await.unwrap();
+        assert_eq!(closure.len(), 3);
+        assert_eq!(closure[0].0, parent.digest());
+    }
+}

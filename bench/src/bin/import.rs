@@ -3,6 +3,13 @@
 //! cores (the baseline), both from the page cache, in the same run.
 //!
 //! `cargo run --release -p cairn-bench --bin import [-- SMALL_FILES LARGE_FILES LARGE_MIB]`
+//!
+//! Environment: `CAIRN_BENCH_TREE` keeps the generated tree in that
+//! directory (reused when it exists); `CAIRN_BENCH_DIR` is where the stores
+//! go (default /var/tmp); `CAIRN_BENCH_RUNS` imports per store kind, best
+//! kept (default 2); `CAIRN_BENCH_ZSTD=0` skips the zstd store;
+//! `RUST_LOG=cairn_castore=info` prints when each phase of an import ends;
+//! `CAIRN_BENCH_IN_FLIGHT_MIB` sets the import's bytes in flight.
 
 use std::io::Read;
 use std::time::Instant;
@@ -43,6 +50,12 @@ fn hash_all(files: &[std::path::PathBuf]) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -90,11 +103,21 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let runs: usize = std::env::var("CAIRN_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(2)
+        .max(1);
+    let kinds: &[bool] = if std::env::var_os("CAIRN_BENCH_ZSTD").is_some_and(|v| v == "0") {
+        &[false]
+    } else {
+        &[false, true]
+    };
     let mut results = Vec::new();
-    for compress in [false, true] {
+    for &compress in kinds {
         let mut best = f64::MAX;
         let mut best_cpu = f64::MAX;
-        for run in 0..2 {
+        for run in 0..runs {
             let store_dir = tmp.path().join(format!("store-{compress}-{run}"));
             let local = std::sync::Arc::new(LocalStore::open_with(
                 &store_dir,
@@ -102,11 +125,14 @@ fn main() -> anyhow::Result<()> {
             )?);
             let store = CaStore::new(local.clone(), local, ChunkerConfig::default());
             let (t, c) = (Instant::now(), cpu_seconds());
-            rt.block_on(import_paths(
-                &store,
-                std::slice::from_ref(&tree),
-                ImportOptions::default(),
-            ))?;
+            let mut options = ImportOptions::default();
+            if let Some(mib) = std::env::var("CAIRN_BENCH_IN_FLIGHT_MIB")
+                .ok()
+                .and_then(|m| m.parse::<usize>().ok())
+            {
+                options.max_bytes_in_flight = mib << 20;
+            }
+            rt.block_on(import_paths(&store, std::slice::from_ref(&tree), options))?;
             best = best.min(t.elapsed().as_secs_f64());
             best_cpu = best_cpu.min(cpu_seconds() - c);
             drop(store);

@@ -41,6 +41,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::hash::BuildHasherDefault;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,8 @@ use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
-use self::pack_writer::{PackOut, PackWriter};
+use self::entry_cache::{DigestHasher, EntryCache};
+use self::pack_writer::{Append, PackOut, PackWriter, WriterIdle};
 use super::pack_map::PackMap;
 use crate::Digest;
 use crate::directory::Directory;
@@ -61,6 +63,7 @@ use crate::services::blob::{BlobError, BlobService, ChunkMap};
 use crate::services::chunk::{ChunkError, ChunkService, verify_chunk};
 use crate::services::directory::{DirectoryService, DirectoryServiceError, decode_stored};
 
+mod entry_cache;
 mod pack_writer;
 
 /// A pack file is closed for appends past this size.
@@ -108,10 +111,8 @@ impl LocalStoreError {
 
 /// One index write handed to the committer.
 enum IndexWrite {
-    Chunk {
-        digest: Digest,
-        entry: ChunkEntry,
-    },
+    /// The entries of chunks written to a pack together.
+    Chunks(Vec<(Digest, ChunkEntry)>),
     ChunkMap {
         digest: Digest,
         map: Vec<u8>,
@@ -121,6 +122,8 @@ enum IndexWrite {
         size: u64,
         data: Vec<u8>,
     },
+    /// Directories stored together (digest, size, encoding).
+    Directories(Vec<(Digest, u64, Vec<u8>)>),
 }
 
 type Ack = oneshot::Sender<Result<(), Failure>>;
@@ -168,12 +171,7 @@ pub struct LocalStore {
     /// Index entries seen by this process. Entries never change once
     /// committed, so this only saves lookups; misses go to the index, where
     /// other processes' writes are visible.
-    entries: moka::sync::Cache<Digest, ChunkEntry>,
-    /// Chunks a batch lookup ([`ChunkService::prepare`]) just found absent:
-    /// a put of one of them skips its own lookup. Briefly remembered; if
-    /// another process stores the chunk meanwhile, the only cost is a
-    /// duplicate copy of its bytes in a pack.
-    absent: moka::sync::Cache<Digest, ()>,
+    entries: EntryCache,
     committer: Mutex<mpsc::Sender<(IndexWrite, Ack)>>,
 }
 
@@ -214,7 +212,10 @@ impl LocalStore {
         })?;
         std::thread::Builder::new()
             .name("cairn-local-commit".into())
-            .spawn(move || run_committer(committer_conn, committer_path, rx))
+            .spawn({
+                let writer_idle = writer.idle_probe();
+                move || run_committer(committer_conn, committer_path, rx, writer_idle)
+            })
             .map_err(|source| LocalStoreError::Io {
                 path: index_path.clone(),
                 source,
@@ -228,11 +229,7 @@ impl LocalStore {
             pack_maps: RwLock::new(HashMap::new()),
             writer,
             written_packs: Mutex::new(Vec::new()),
-            entries: moka::sync::Cache::new(1 << 20),
-            absent: moka::sync::Cache::builder()
-                .max_capacity(1 << 16)
-                .time_to_live(std::time::Duration::from_secs(10))
-                .build(),
+            entries: EntryCache::new(1 << 20),
             committer: Mutex::new(tx),
         })
     }
@@ -326,10 +323,12 @@ impl LocalStore {
     /// Loads the index entries of `digests` not yet known to this process,
     /// in one read transaction.
     fn load_chunk_entries(&self, digests: &[Digest]) -> Result<(), LocalStoreError> {
-        let missing: Vec<&Digest> = digests
+        let mut missing: Vec<&Digest> = digests
             .iter()
-            .filter(|d| !self.entries.contains_key(*d))
+            .filter(|d| !self.entries.contains(d))
             .collect();
+        // In key order, the lookups walk the index's B-tree front to back.
+        missing.sort_unstable();
         if missing.is_empty() {
             return Ok(());
         }
@@ -350,15 +349,7 @@ impl LocalStore {
             tx.finish()?;
             Ok(found)
         })?;
-        let present: std::collections::HashSet<&Digest> = found.iter().map(|(d, _)| d).collect();
-        for digest in missing {
-            if !present.contains(digest) {
-                self.absent.insert(*digest, ());
-            }
-        }
-        for (digest, entry) in found {
-            self.entries.insert(digest, entry);
-        }
+        self.entries.insert_all(&found);
         Ok(())
     }
 
@@ -425,6 +416,77 @@ impl LocalStore {
             .map_err(|e| ChunkError::Backend(LocalStoreError::Decompress(*digest, e).backend()))?;
         verify_chunk(digest, &data)?;
         Ok(Bytes::from(data))
+    }
+
+    /// Stores the chunks not stored yet: one index lookup for those this
+    /// process does not know, one append of the new ones to the pack writer,
+    /// and a wait for their entries to be committed. The chunks' bytes are
+    /// let go as soon as they are copied to the writer, before that wait.
+    async fn store_chunks(&self, chunks: Vec<(Digest, Bytes)>) -> Result<(), ChunkError> {
+        let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
+        // The chunks to look up: unknown here, each digest once.
+        let mut seen: std::collections::HashSet<Digest, BuildHasherDefault<DigestHasher>> =
+            Default::default();
+        let unknown: Vec<Digest> = chunks
+            .iter()
+            .map(|(digest, _)| *digest)
+            .filter(|digest| !self.entries.contains(digest) && seen.insert(*digest))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        self.load_chunk_entries(&unknown).map_err(be)?;
+        let mut fresh = Vec::with_capacity(unknown.len());
+        for (digest, data) in &chunks {
+            if seen.remove(digest) && !self.entries.contains(digest) {
+                let size = u32::try_from(data.len()).map_err(|_| {
+                    be(LocalStoreError::Decompress(
+                        *digest,
+                        std::io::Error::other("chunk too large"),
+                    ))
+                })?;
+                let compressed = if self.options.compress {
+                    maybe_compress(data)
+                } else {
+                    None
+                };
+                fresh.push((*digest, data, size, compressed));
+            }
+        }
+        let appends: Vec<Append<'_>> = fresh
+            .iter()
+            .map(|(digest, data, size, compressed)| Append {
+                digest: *digest,
+                stored: compressed.as_deref().unwrap_or(data),
+                size: *size,
+                compressed: compressed.is_some(),
+            })
+            .collect();
+        let total = appends.iter().map(|a| a.stored.len()).sum();
+        let reserved = self.writer.reserve(total).await;
+        let (entries, acks) = self
+            .writer
+            .append(&appends, || self.new_pack(), reserved)
+            .map_err(be)?;
+        drop(appends);
+        drop(fresh);
+        drop(chunks);
+        let mut failure = None;
+        for done in acks {
+            let result = match done.await {
+                Ok(result) => result.map_err(LocalStoreError::from),
+                Err(_) => Err(LocalStoreError::CommitterGone),
+            };
+            if let Err(e) = result {
+                failure.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failure {
+            return Err(be(e));
+        }
+        // Only once committed: a failed commit must not leave a cached entry.
+        self.entries.insert_all(&entries);
+        Ok(())
     }
 
     /// Makes everything this process wrote durable: packs first, then the
@@ -594,11 +656,20 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 /// pages to the WAL (with random digests as keys, a transaction of a few
 /// hundred entries dirties most leaf pages of the chunk table).
 const BATCH_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
-/// Gathering ends early once no write has arrived for this long.
+/// Gathering ends early once no write has arrived for this long. Chunk
+/// maps and directories (an import's last steps, one tree level after
+/// another) are committed at once when no chunk entries are among them and
+/// the pack writer has nothing left to write: then nothing else is on its
+/// way, and waiting would only delay them.
 const BATCH_IDLE: std::time::Duration = std::time::Duration::from_millis(15);
 
 /// The committer: batches index writes from all tasks into one transaction.
-fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<(IndexWrite, Ack)>) {
+fn run_committer(
+    mut conn: Connection,
+    path: PathBuf,
+    rx: mpsc::Receiver<(IndexWrite, Ack)>,
+    writer: WriterIdle,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -613,6 +684,18 @@ fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<(IndexW
         if batch.len() > 1 {
             let deadline = std::time::Instant::now() + BATCH_GATHER;
             while batch.len() < MAX_BATCH {
+                let chunks = batch
+                    .iter()
+                    .any(|(write, _)| matches!(write, IndexWrite::Chunks(_)));
+                if !chunks && writer.is_idle() {
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(item) => batch.push(item),
+                            Err(_) => break,
+                        }
+                    }
+                    break;
+                }
                 let left = deadline.saturating_duration_since(std::time::Instant::now());
                 match rx.recv_timeout(left.min(BATCH_IDLE)) {
                     Ok(item) => batch.push(item),
@@ -652,21 +735,43 @@ fn commit_batch(conn: &mut Connection, batch: &[(IndexWrite, Ack)]) -> Result<()
                 "INSERT OR IGNORE INTO directories (digest, size, data) VALUES (?1, ?2, ?3)",
             )
             .map_err(|e| e.to_string())?;
-        for (write, _) in batch {
-            match write {
-                IndexWrite::Chunk { digest, entry } => chunk.execute(params![
+        // Chunk entries in key order: each index page is then visited once
+        // per transaction rather than once per entry that lands on it.
+        let mut chunks: Vec<&(Digest, ChunkEntry)> = batch
+            .iter()
+            .filter_map(|(write, _)| match write {
+                IndexWrite::Chunks(entries) => Some(entries.iter()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        chunks.sort_unstable_by_key(|(digest, _)| *digest);
+        for (digest, entry) in chunks {
+            chunk
+                .execute(params![
                     digest.as_bytes().as_slice(),
                     entry.pack,
                     entry.offset as i64,
                     entry.stored_len,
                     entry.size,
                     entry.compressed
-                ]),
+                ])
+                .map_err(|e| e.to_string())?;
+        }
+        for (write, _) in batch {
+            match write {
+                IndexWrite::Chunks(_) => Ok(0),
                 IndexWrite::ChunkMap { digest, map: m } => {
                     map.execute(params![digest.as_bytes().as_slice(), m])
                 }
                 IndexWrite::Directory { digest, size, data } => {
                     dir.execute(params![digest.as_bytes().as_slice(), *size as i64, data])
+                }
+                IndexWrite::Directories(directories) => {
+                    directories.iter().try_fold(0, |n, (digest, size, data)| {
+                        dir.execute(params![digest.as_bytes().as_slice(), *size as i64, data])
+                            .map(|m| n + m)
+                    })
                 }
             }
             .map_err(|e| e.to_string())?;
@@ -728,45 +833,11 @@ impl ChunkService for LocalStore {
     }
 
     async fn put(&self, digest: Digest, data: Bytes) -> Result<(), ChunkError> {
-        let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
-        let known_absent = self.absent.remove(&digest).is_some();
-        if !known_absent && self.chunk_entry(&digest).map_err(be)?.is_some() {
-            return Ok(());
-        }
-        let size = u32::try_from(data.len()).map_err(|_| {
-            be(LocalStoreError::Decompress(
-                digest,
-                std::io::Error::other("chunk too large"),
-            ))
-        })?;
-        let compressed = if self.options.compress {
-            maybe_compress(&data)
-        } else {
-            None
-        };
-        let stored: &[u8] = compressed.as_deref().unwrap_or(&data);
-        let (entry, done) = self
-            .writer
-            .append(
-                stored,
-                || self.new_pack(),
-                digest,
-                |pack, offset| ChunkEntry {
-                    pack,
-                    offset,
-                    stored_len: stored.len() as u32,
-                    size,
-                    compressed: compressed.is_some(),
-                },
-            )
-            .map_err(be)?;
-        match done.await {
-            Ok(result) => result.map_err(|f| be(f.into()))?,
-            Err(_) => return Err(be(LocalStoreError::CommitterGone)),
-        }
-        // Only once committed: a failed commit must not leave a cached entry.
-        self.entries.insert(digest, entry);
-        Ok(())
+        self.store_chunks(vec![(digest, data)]).await
+    }
+
+    async fn put_batch(&self, chunks: Vec<(Digest, Bytes)>) -> Result<(), ChunkError> {
+        self.store_chunks(chunks).await
     }
 
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, ChunkError> {
@@ -879,6 +950,69 @@ impl DirectoryService for LocalStore {
         })
         .await
         .map_err(|e| DirectoryServiceError::Backend(e.backend()))
+    }
+
+    async fn put_all(
+        &self,
+        directories: &[Directory],
+    ) -> Result<Vec<Digest>, DirectoryServiceError> {
+        // The children of all of them looked up in one read transaction,
+        // then one commit for all: one transaction, not one per directory.
+        let digests: Vec<Digest> = directories.iter().map(Directory::digest).collect();
+        let sizes = self
+            .with_reader(|conn| {
+                let tx = conn.unchecked_transaction()?;
+                let mut sizes = Vec::new();
+                {
+                    let mut stmt =
+                        tx.prepare_cached("SELECT size FROM directories WHERE digest = ?1")?;
+                    for directory in directories {
+                        for (_, child, _) in directory.child_directories() {
+                            let size = stmt
+                                .query_row([child.as_bytes().as_slice()], |row| {
+                                    row.get::<_, i64>(0)
+                                })
+                                .optional()?;
+                            sizes.push(size.map(|s| s as u64));
+                        }
+                    }
+                }
+                tx.finish()?;
+                Ok(sizes)
+            })
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
+        let mut sizes = sizes.into_iter();
+        for (directory, digest) in directories.iter().zip(&digests) {
+            for (name, child, claimed) in directory.child_directories() {
+                match sizes.next().flatten() {
+                    None => {
+                        return Err(DirectoryServiceError::MissingChild {
+                            parent: *digest,
+                            name: name.clone(),
+                            child: *child,
+                        });
+                    }
+                    Some(actual) if actual != claimed => {
+                        return Err(DirectoryServiceError::ChildSize {
+                            parent: *digest,
+                            name: name.clone(),
+                            claimed,
+                            actual,
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let writes = directories
+            .iter()
+            .zip(&digests)
+            .map(|(directory, digest)| (*digest, directory.size(), directory.encode()))
+            .collect();
+        self.commit(IndexWrite::Directories(writes))
+            .await
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
+        Ok(digests)
     }
 
     async fn flush(&self) -> Result<(), DirectoryServiceError> {

@@ -55,7 +55,11 @@ impl ChunkService for MemoryStore {
     }
 
     async fn put(&self, digest: Digest, data: Bytes) -> Result<(), ChunkError> {
-        write(&self.chunks).entry(digest).or_insert(data);
+        // A copy: `data` may be a slice of a much larger buffer (see
+        // `ChunkService::put_batch`).
+        write(&self.chunks)
+            .entry(digest)
+            .or_insert_with(|| Bytes::copy_from_slice(&data));
         Ok(())
     }
 

@@ -40,6 +40,23 @@ pub trait ChunkService: Send + Sync + 'static {
     /// it while chunking); reads verify it.
     async fn put(&self, digest: Digest, data: Bytes) -> Result<(), ChunkError>;
 
+    /// Stores several chunks, as a `put` of each would; the first error is
+    /// returned once every put has finished. Backends that store a batch
+    /// more cheaply than chunk by chunk (one index lookup, one write, one
+    /// commit) override it. Importers hand in slices of larger read
+    /// buffers, which are reused once every slice is dropped: a backend that
+    /// keeps chunks in memory copies them rather than keep the buffers.
+    async fn put_batch(&self, chunks: Vec<(Digest, Bytes)>) -> Result<(), ChunkError> {
+        let puts = chunks
+            .into_iter()
+            .map(|(digest, data)| self.put(digest, data));
+        futures::future::join_all(puts)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+    }
+
     /// The chunk's length if the store has it.
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, ChunkError>;
 

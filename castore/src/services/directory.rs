@@ -94,6 +94,17 @@ pub trait DirectoryService: Send + Sync + 'static {
         Ok(digest)
     }
 
+    /// Stores directories none of which is a child of another of them (one
+    /// level of a tree put bottom-up), as a `put` of each would; returns
+    /// their digests in order. Backends that commit many directories more
+    /// cheaply together than one by one override it.
+    async fn put_all(
+        &self,
+        directories: &[Directory],
+    ) -> Result<Vec<Digest>, DirectoryServiceError> {
+        futures::future::try_join_all(directories.iter().map(|d| self.put(d))).await
+    }
+
     /// The closure of `root`: the root first, then breadth-first in entry
     /// order, each directory once (a parent always comes before its children).
     async fn closure(

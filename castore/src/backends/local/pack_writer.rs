@@ -16,6 +16,13 @@
 //! reader's memory map never holds a page that a later write changes.
 //! Filesystems that refuse `O_DIRECT` get ordinary writes, unpadded, with
 //! writeback started as they go.
+//!
+//! Bytes gathered or queued but not yet written are bounded
+//! ([`QUEUE_LIMIT`]): a put first reserves room for its bytes, waiting
+//! (asynchronously) while the disk catches up, and the writer gives the room
+//! back once a buffer is written. So the written buffers can be kept for
+//! reuse ([`SPARE_BUFFERS`]) and no fresh memory is faulted in for each
+//! buffer; they are let go once the writer has been idle for a while.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -24,7 +31,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 
 use super::{
     Ack, ChunkEntry, Failure, IndexWrite, LocalStoreError, PACK_LIMIT, lock, start_writeback,
@@ -35,8 +42,17 @@ use crate::Digest;
 const ALIGN: usize = 4096;
 /// A gathering buffer is queued for writing once it holds this much.
 const GATHER_LIMIT: usize = 8 << 20;
-/// Written buffers kept for reuse.
-const SPARE_BUFFERS: usize = 4;
+/// Bytes gathered or queued for writing at most (see the module comment).
+pub(super) const QUEUE_LIMIT: usize = 64 << 20;
+/// Written buffers kept for reuse: as many as the queue can hold, so a busy
+/// writer allocates none.
+const SPARE_BUFFERS: usize = QUEUE_LIMIT / GATHER_LIMIT + 1;
+/// Spare buffers kept once the writer has been idle for [`IDLE_TRIM`].
+const IDLE_SPARE_BUFFERS: usize = 1;
+const IDLE_TRIM: std::time::Duration = std::time::Duration::from_secs(2);
+/// Bytes one put copies in while holding the writer's lock, at most: the
+/// writer thread waits for that lock between writes.
+const APPEND_STEP: usize = 1 << 20;
 
 /// A pack file open for appending.
 pub(super) struct PackOut {
@@ -103,7 +119,22 @@ struct Batch {
     start: u64,
     buf: AlignedBuf,
     entries: Vec<(IndexWrite, Ack)>,
+    /// Room reserved by the puts whose bytes are here, given back once written.
+    reserved: usize,
 }
+
+/// One chunk to append: its digest, the bytes to store, and its index
+/// entry's other fields.
+pub(super) struct Append<'a> {
+    pub digest: Digest,
+    pub stored: &'a [u8],
+    pub size: u32,
+    pub compressed: bool,
+}
+
+/// Acknowledgements of appended chunks: each answers once its part of the
+/// chunks is written and their entries are committed.
+pub(super) type Acks = Vec<oneshot::Receiver<Result<(), Failure>>>;
 
 struct State {
     /// The pack appended to, and where its next byte goes.
@@ -133,6 +164,8 @@ impl State {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Room for bytes not yet written, in bytes (see [`QUEUE_LIMIT`]).
+    room: Arc<Semaphore>,
 }
 
 /// The writer thread and the buffers puts gather into.
@@ -153,6 +186,7 @@ impl PackWriter {
                 closed: false,
             }),
             wake: Condvar::new(),
+            room: Arc::new(Semaphore::new(QUEUE_LIMIT)),
         });
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
@@ -164,66 +198,135 @@ impl PackWriter {
         })
     }
 
-    /// Appends the stored bytes `data` of chunk `digest` to the current pack
-    /// (a new one from `new_pack` when there is none or it is full).
-    /// `entry` makes the chunk's index entry from its pack and offset.
-    /// Returns that entry and a receiver that answers once the bytes are
-    /// written and the entry committed.
+    /// Tells whether the writer has bytes to write (for the committer).
+    pub(super) fn idle_probe(&self) -> WriterIdle {
+        WriterIdle(self.shared.room.clone())
+    }
+
+    /// Reserves room for `bytes` bytes about to be appended, waiting while
+    /// the writer is [`QUEUE_LIMIT`] behind. Returns the room reserved, to
+    /// pass to [`PackWriter::append`].
+    pub(super) async fn reserve(&self, bytes: usize) -> usize {
+        let want = bytes.min(QUEUE_LIMIT);
+        match self.shared.room.acquire_many(want as u32).await {
+            Ok(permit) => {
+                permit.forget();
+                want
+            }
+            // Never closed; an unbounded append is still correct.
+            Err(_) => 0,
+        }
+    }
+
+    /// Appends `chunks` to the current pack (a new one from `new_pack` when
+    /// there is none or it is full), `reserved` being the room
+    /// [`PackWriter::reserve`] returned for them. Returns the chunks' index
+    /// entries and receivers that answer once the bytes are written and the
+    /// entries committed.
     pub(super) fn append(
         &self,
-        data: &[u8],
-        new_pack: impl FnOnce() -> Result<PackOut, LocalStoreError>,
-        digest: Digest,
-        entry: impl FnOnce(i64, u64) -> ChunkEntry,
-    ) -> Result<(ChunkEntry, oneshot::Receiver<Result<(), Failure>>), LocalStoreError> {
-        let len = data.len() as u64;
-        let mut state = lock(&self.shared.state);
-        if state.closed {
-            return Err(LocalStoreError::CommitterGone);
+        chunks: &[Append<'_>],
+        mut new_pack: impl FnMut() -> Result<PackOut, LocalStoreError>,
+        reserved: usize,
+    ) -> Result<(Vec<(Digest, ChunkEntry)>, Acks), LocalStoreError> {
+        let mut entries = Vec::with_capacity(chunks.len());
+        let mut acks = Vec::new();
+        let mut unplaced = reserved;
+        let mut rest = chunks;
+        while !rest.is_empty() {
+            // One step under the lock: up to APPEND_STEP bytes (at least
+            // one chunk), all in one gathering buffer.
+            let mut state = lock(&self.shared.state);
+            if state.closed {
+                drop(state);
+                self.shared.room.add_permits(unplaced);
+                return Err(LocalStoreError::CommitterGone);
+            }
+            let mut step_entries = Vec::new();
+            let mut step_bytes = 0usize;
+            while let Some(chunk) = rest.first() {
+                let len = chunk.stored.len();
+                if !step_entries.is_empty() && step_bytes + len > APPEND_STEP {
+                    break;
+                }
+                let full = state
+                    .pack
+                    .as_ref()
+                    .is_none_or(|(_, end)| *end > 0 && end + len as u64 > PACK_LIMIT);
+                let over = state
+                    .gathering
+                    .as_ref()
+                    .is_some_and(|b| !b.buf.is_empty() && b.buf.len() + len > GATHER_LIMIT);
+                if (full || over) && !step_entries.is_empty() {
+                    // The step's entries belong to the buffer being cut.
+                    break;
+                }
+                if full {
+                    state.cut();
+                    match new_pack() {
+                        Ok(pack) => state.pack = Some((Arc::new(pack), 0)),
+                        Err(e) => {
+                            drop(state);
+                            self.shared.room.add_permits(unplaced);
+                            return Err(e);
+                        }
+                    }
+                } else if over {
+                    state.cut();
+                }
+                let Some((pack, end)) = state.pack.clone() else {
+                    return Err(LocalStoreError::CommitterGone);
+                };
+                if state.gathering.is_none() {
+                    let buf = state.spare.pop().unwrap_or_default();
+                    state.gathering = Some(Batch {
+                        pack: pack.clone(),
+                        start: end,
+                        buf,
+                        entries: Vec::new(),
+                        reserved: 0,
+                    });
+                }
+                let Some(batch) = state.gathering.as_mut() else {
+                    return Err(LocalStoreError::CommitterGone);
+                };
+                let offset = batch.start + batch.buf.len() as u64;
+                batch.buf.extend(chunk.stored);
+                let entry = ChunkEntry {
+                    pack: pack.id,
+                    offset,
+                    stored_len: len as u32,
+                    size: chunk.size,
+                    compressed: chunk.compressed,
+                };
+                step_entries.push((chunk.digest, entry));
+                step_bytes += len;
+                if let Some((_, end)) = &mut state.pack {
+                    *end = offset + len as u64;
+                }
+                rest = &rest[1..];
+            }
+            let (ack, done) = oneshot::channel();
+            let placed = if rest.is_empty() {
+                unplaced
+            } else {
+                step_bytes.min(unplaced)
+            };
+            unplaced -= placed;
+            let Some(batch) = state.gathering.as_mut() else {
+                return Err(LocalStoreError::CommitterGone);
+            };
+            batch.reserved += placed;
+            entries.extend_from_slice(&step_entries);
+            batch.entries.push((IndexWrite::Chunks(step_entries), ack));
+            acks.push(done);
+            drop(state);
+            self.shared.wake.notify_one();
         }
-        let full = state
-            .pack
-            .as_ref()
-            .is_none_or(|(_, end)| *end > 0 && end + len > PACK_LIMIT);
-        if full {
-            state.cut();
-            state.pack = Some((Arc::new(new_pack()?), 0));
+        if unplaced > 0 {
+            self.shared.room.add_permits(unplaced);
         }
-        if state
-            .gathering
-            .as_ref()
-            .is_some_and(|b| !b.buf.is_empty() && b.buf.len() + data.len() > GATHER_LIMIT)
-        {
-            state.cut();
-        }
-        let Some((pack, end)) = state.pack.clone() else {
-            return Err(LocalStoreError::CommitterGone);
-        };
-        if state.gathering.is_none() {
-            let buf = state.spare.pop().unwrap_or_default();
-            state.gathering = Some(Batch {
-                pack: pack.clone(),
-                start: end,
-                buf,
-                entries: Vec::new(),
-            });
-        }
-        let (ack, done) = oneshot::channel();
-        let Some(batch) = state.gathering.as_mut() else {
-            return Err(LocalStoreError::CommitterGone);
-        };
-        let offset = batch.start + batch.buf.len() as u64;
-        let entry = entry(pack.id, offset);
-        batch.buf.extend(data);
-        batch
-            .entries
-            .push((IndexWrite::Chunk { digest, entry }, ack));
-        if let Some((_, end)) = &mut state.pack {
-            *end = offset + len;
-        }
-        drop(state);
-        self.shared.wake.notify_one();
-        Ok((entry, done))
+        Ok((entries, acks))
     }
 }
 
@@ -247,6 +350,7 @@ impl Drop for StopGuard<'_> {
         state.closed = true;
         let gathering = state.gathering.take();
         for batch in state.queue.drain(..).chain(gathering) {
+            self.0.room.add_permits(batch.reserved);
             for (_, ack) in batch.entries {
                 let _ = ack.send(Err(Failure::PackWrite(
                     batch.pack.id,
@@ -275,7 +379,14 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
                 if state.closed {
                     return;
                 }
-                state = shared.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+                let (woken, timeout) = shared
+                    .wake
+                    .wait_timeout(state, IDLE_TRIM)
+                    .unwrap_or_else(|p| p.into_inner());
+                state = woken;
+                if timeout.timed_out() {
+                    state.spare.truncate(IDLE_SPARE_BUFFERS);
+                }
             }
         };
         let span = tracing::debug_span!(
@@ -285,6 +396,9 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
             len = batch.buf.len()
         );
         let written = span.in_scope(|| batch.pack.write(&mut batch.buf, batch.start));
+        // The room goes back before the entries go on, so that a committer
+        // receiving the last entries sees a writer with nothing left.
+        shared.room.add_permits(std::mem::take(&mut batch.reserved));
         match written {
             Ok(()) => {
                 for (write, ack) in batch.entries.drain(..) {
@@ -309,6 +423,17 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
         if state.spare.len() < SPARE_BUFFERS {
             state.spare.push(buf);
         }
+    }
+}
+
+/// Whether a [`PackWriter`] has nothing reserved, gathered or queued.
+pub(super) struct WriterIdle(Arc<Semaphore>);
+
+impl WriterIdle {
+    /// True when no bytes are on their way to a pack: no more chunk
+    /// entries are coming from the writer until new puts arrive.
+    pub(super) fn is_idle(&self) -> bool {
+        self.0.available_permits() >= QUEUE_LIMIT
     }
 }
 
