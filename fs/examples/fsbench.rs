@@ -283,7 +283,7 @@ fn main() -> Result<(), Error> {
     });
     rows.push(Row {
         name: format!(
-            "sequential read, {} MiB file, warm, FUSE page cache (--no-passthrough)",
+            "sequential read, {} MiB file, warm, FUSE page cache (--no-whole-files)",
             large_len >> 20
         ),
         native: gbps(large_len, native),
