@@ -196,6 +196,12 @@ pub async fn ingest_upload(
         Err(source) => {
             let nar_exceeded = nar.exceeded();
             drop(nar);
+            if !nar_exceeded {
+                // The client is still sending: read the rest of the body
+                // (bounded by the limit), so that it gets the answer rather
+                // than a connection reset.
+                let _ = tokio::io::copy(&mut file, &mut tokio::io::sink()).await;
+            }
             return Err(if nar_exceeded || file.get_ref().exceeded() {
                 too_large()
             } else if is_bad_input(&source) {
@@ -225,6 +231,7 @@ pub async fn ingest_upload(
         })?;
     drop(nar);
     if extra != 0 {
+        let _ = tokio::io::copy(&mut file, &mut tokio::io::sink()).await;
         return Err(ServeError::TrailingData {
             url: url.to_string(),
         });
