@@ -36,7 +36,7 @@ pub async fn run(location: &StoreLocation) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let copies = cairn_fs::verify_copies(&location.dir.join("whole-files"))?;
+    let copies = cairn_fs::verify_copies(&crate::commands::whole_files::default_dir(location))?;
     for bad in &copies.bad {
         eprintln!(
             "{}: whole-file copy differs from its digest (removed)",

@@ -17,7 +17,7 @@ pub struct WholeFilesArgs {
     #[arg(long)]
     pub no_whole_files: bool,
     /// Directory of the whole-file copies [default: whole-files in the
-    /// store directory].
+    /// store directory; for a --store, whole-files-<hash of it> there].
     #[arg(long, value_name = "DIR")]
     pub whole_files_dir: Option<PathBuf>,
     /// Disk space of the whole-file copies at most, in MiB (least recently
@@ -39,7 +39,7 @@ impl WholeFilesArgs {
         let dir = self
             .whole_files_dir
             .clone()
-            .unwrap_or_else(|| location.dir.join("whole-files"));
+            .unwrap_or_else(|| default_dir(location));
         let options = WholeFilesOptions {
             max_bytes: self.whole_files_mib << 20,
             min_size: self.whole_files_min_kib << 10,
@@ -48,5 +48,21 @@ impl WholeFilesArgs {
         WholeFiles::new(options)
             .map(Some)
             .with_context(|| format!("opening the whole-file copies in {}", dir.display()))
+    }
+}
+
+/// The copies of the store a command works on: `whole-files` in the store
+/// directory for the embedded store, and one directory per `--store` beside
+/// it. Copies are named by digest, so any store could read any other's; but
+/// a store must not serve what it cannot fetch itself (a cache composition
+/// would never fill its near store, an outage of a remote store would go
+/// unnoticed), so each keeps its own.
+pub fn default_dir(location: &StoreLocation) -> PathBuf {
+    match &location.store {
+        None => location.dir.join("whole-files"),
+        Some(spec) => {
+            let hash = cairn_castore::Digest::of(spec.as_bytes()).to_hex();
+            location.dir.join(format!("whole-files-{}", &hash[..16]))
+        }
     }
 }
