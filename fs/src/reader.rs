@@ -19,7 +19,6 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use cairn_castore::blobio::fetch_chunk;
 use cairn_castore::{BlobError, BlobService, ChunkError, ChunkMap, ChunkRef, Digest, Name};
-use futures::StreamExt;
 use futures::future::try_join_all;
 use tokio::runtime::Handle;
 use tokio::sync::Semaphore;
@@ -169,10 +168,11 @@ impl ChunkCache {
         self.prefetch_many(blob, std::slice::from_ref(&chunk));
     }
 
-    /// Starts fetching those of `chunks` that are not cached, as one
-    /// background task: the store is told about them together (one index
-    /// lookup for all, in the local store), then they are fetched
-    /// concurrently, each holding one of the prefetch slots.
+    /// Starts fetching those of `chunks` that are not cached: the store is
+    /// told about them together first (one index lookup for all, in the
+    /// local store), then each is fetched by its own task, holding one of
+    /// the prefetch slots (a fetch from a local store hashes, and may wait
+    /// on the disk, so the fetches spread over the runtime's threads).
     pub fn prefetch_many(self: &Arc<Self>, blob: Digest, chunks: &[ChunkRef]) {
         let wanted: Vec<ChunkRef> = chunks
             .iter()
@@ -188,17 +188,17 @@ impl ChunkCache {
                 let digests: Vec<Digest> = wanted.iter().map(|c| c.digest).collect();
                 this.blobs.chunks().prepare(&digests).await;
             }
-            let this = &this;
-            futures::stream::iter(wanted)
-                .for_each_concurrent(None, |chunk| async move {
-                    let Ok(_permit) = this.prefetch_slots.acquire().await else {
+            for chunk in wanted {
+                let this2 = this.clone();
+                this.runtime.spawn(async move {
+                    let Ok(_permit) = this2.prefetch_slots.acquire().await else {
                         return;
                     };
-                    if let Err(e) = this.chunk(blob, chunk).await {
+                    if let Err(e) = this2.chunk(blob, chunk).await {
                         tracing::debug!(%blob, chunk = %chunk.digest, error = %e, "prefetch failed");
                     }
-                })
-                .await;
+                });
+            }
         });
     }
 
