@@ -34,6 +34,11 @@ pub const MTIME_SECS: u64 = 1;
 /// before the root source is listed again.
 pub const ROOT_SNAPSHOT_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// File handles with this bit set are never the core's (its handles count
+/// up from 1): transports number handles of their own with it (files read
+/// from whole-file copies, passthrough opens).
+pub const TRANSPORT_HANDLE: u64 = 1 << 63;
+
 /// Block size reported by stat and statfs.
 pub const BLOCK_SIZE: u32 = 4096;
 

@@ -21,9 +21,8 @@ use fuser::{BackingId, FileHandle, FopenFlags, ReplyOpen};
 
 use crate::{CairnFs, WholeFiles};
 
-/// File handles of passthrough opens have this bit set (the core's own
-/// handles count up from 1 and never reach it).
-pub(crate) const PASSTHROUGH_FH: u64 = 1 << 63;
+/// File handles of passthrough opens are the transport's own.
+pub(crate) const PASSTHROUGH_FH: u64 = crate::core::TRANSPORT_HANDLE;
 
 enum InodeIo {
     /// Files open through the page cache (answered by FUSE reads).

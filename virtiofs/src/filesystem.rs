@@ -58,14 +58,13 @@ pub struct StoreFs {
     timeouts: CacheTimeouts,
     whole_files: Option<Arc<WholeFiles>>,
     /// Open handles read from whole-file copies (handles with
-    /// [`COPY_HANDLE`] set).
-    copies: Mutex<HashMap<u64, Arc<File>>>,
+    /// [`COPY_HANDLE`] set), with the copy's size.
+    copies: Mutex<HashMap<u64, (Arc<File>, u64)>>,
     next_copy: AtomicU64,
 }
 
-/// Handles of files read from whole-file copies have this bit set (the
-/// core's handles count up from 1 and never reach it).
-const COPY_HANDLE: u64 = 1 << 63;
+/// Handles of files read from whole-file copies are the transport's own.
+const COPY_HANDLE: u64 = cairn_fs::core::TRANSPORT_HANDLE;
 
 fn io_error(err: &FsError) -> io::Error {
     io::Error::from_raw_os_error(err.errno())
@@ -121,7 +120,7 @@ impl StoreFs {
         self
     }
 
-    fn lock_copies(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<File>>> {
+    fn lock_copies(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (Arc<File>, u64)>> {
         self.copies.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -131,7 +130,8 @@ impl StoreFs {
         let (blob, size) = self.fs.file_blob(inode).ok()?;
         let copy = files.open_copy(&blob, size)?;
         let handle = self.next_copy.fetch_add(1, Ordering::Relaxed) | COPY_HANDLE;
-        self.lock_copies().insert(handle, Arc::new(copy));
+        // `open_copy` checked the copy's size against the blob's.
+        self.lock_copies().insert(handle, (Arc::new(copy), size));
         Some(handle)
     }
 
@@ -144,12 +144,11 @@ impl StoreFs {
         size: u32,
         offset: u64,
     ) -> io::Result<usize> {
-        let copy = self
+        let (copy, len) = self
             .lock_copies()
             .get(&handle)
             .cloned()
             .ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-        let len = copy.metadata()?.len();
         let want =
             usize::try_from(len.saturating_sub(offset).min(u64::from(size))).unwrap_or(usize::MAX);
         // fuse-backend-rs reads through `&mut File`; positioned reads
