@@ -267,12 +267,17 @@ impl BlobWriter {
     /// readable once this returns.
     pub async fn finish(mut self) -> Result<(Digest, u64), BlobError> {
         let rest = std::mem::take(&mut self.buf);
-        let mut start = 0;
-        while start < rest.len() {
-            let len = self.chunker.next_cut(&rest[start..]);
-            self.store_chunk(Bytes::copy_from_slice(&rest[start..start + len]))
-                .await?;
-            start += len;
+        if self.chunks.is_empty() && !rest.is_empty() && self.chunker.keeps_whole(rest.len() as u64)
+        {
+            self.store_chunk(Bytes::from(rest)).await?;
+        } else {
+            let mut start = 0;
+            while start < rest.len() {
+                let len = self.chunker.next_cut(&rest[start..]);
+                self.store_chunk(Bytes::copy_from_slice(&rest[start..start + len]))
+                    .await?;
+                start += len;
+            }
         }
         while let Some(done) = self.uploads.join_next().await {
             done.map_err(|e| BlobError::Io(io::Error::other(e)))??;

@@ -8,8 +8,9 @@
 //!    are read into large pooled blocks ([`crate::read_blocks`]), small ones
 //!    back to back with one read each, and chunks go to the store as slices
 //!    of those blocks, not copies.
-//! 3. Directories: once every blob is stored, bottom-up, one tree level at
-//!    a time, concurrently within a level.
+//! 3. Directories: once every blob is stored, the whole tree bottom-up in
+//!    one [`crate::DirectoryService::put_tree`] (one index transaction in
+//!    the local store).
 //!
 //! A failure stops the import before any directory is written, so no root
 //! ever refers to missing data (chunks already stored stay unreferenced).
@@ -180,6 +181,10 @@ fn check_file(path: &Path, entry: Option<&std::fs::DirEntry>) -> Result<(u64, bo
             path: path.to_path_buf(),
         });
     }
+    if mode_allows_reading(&meta) {
+        return Ok((meta.len(), meta.permissions().mode() & 0o100 != 0));
+    }
+    // The mode bits say no, but an ACL may say yes: ask the kernel.
     let c_path =
         std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| ImportError::Io {
             path: path.to_path_buf(),
@@ -201,6 +206,49 @@ fn check_file(path: &Path, entry: Option<&std::fs::DirEntry>) -> Result<(u64, bo
         });
     }
     Ok((meta.len(), meta.permissions().mode() & 0o100 != 0))
+}
+
+/// Whether the mode bits of a file let this process read it: the check
+/// the kernel makes before ACLs, done without a system call per file. A
+/// file the bits refuse is asked about again with `faccessat`; one they
+/// allow but something else refuses fails when it is opened, with the same
+/// error naming it.
+fn mode_allows_reading(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let ids = process_ids();
+    let mode = meta.mode();
+    if ids.uid == 0 {
+        return true;
+    }
+    if meta.uid() == ids.uid {
+        return mode & 0o400 != 0;
+    }
+    if meta.gid() == ids.gid || ids.groups.contains(&meta.gid()) {
+        return mode & 0o040 != 0;
+    }
+    mode & 0o004 != 0
+}
+
+/// The effective user and groups of this process, read once.
+struct ProcessIds {
+    uid: u32,
+    gid: u32,
+    groups: Vec<u32>,
+}
+
+fn process_ids() -> &'static ProcessIds {
+    static IDS: std::sync::OnceLock<ProcessIds> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        // SAFETY: geteuid/getegid take no arguments and cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        // SAFETY: with a size of 0, getgroups only returns the count.
+        let count = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        let mut groups = vec![0 as libc::gid_t; count.max(0) as usize];
+        // SAFETY: groups has room for `count` entries.
+        let got = unsafe { libc::getgroups(count, groups.as_mut_ptr()) };
+        groups.truncate(got.max(0) as usize);
+        ProcessIds { uid, gid, groups }
+    })
 }
 
 fn scan_one(
@@ -460,6 +508,10 @@ fn ingest_file(
         let data = arena.pending();
         cuts.clear();
         let mut pos = 0;
+        if at_end && chunks.is_empty() && !data.is_empty() && chunker.keeps_whole(total) {
+            pos = data.len();
+            cuts.push(pos);
+        }
         while pos < data.len() && (at_end || data.len() - pos >= max) {
             pos += chunker.next_cut(&data[pos..]);
             cuts.push(pos);
@@ -679,8 +731,9 @@ pub async fn import_scanned(
             levels[*depth].push(i);
         }
     }
+    // Bottom-up, deepest level first: every child before its parent.
+    let mut dirs = Vec::with_capacity(levels.iter().map(Vec::len).sum());
     for level in levels.iter().rev() {
-        let mut dirs = Vec::with_capacity(level.len());
         for &i in level {
             let Scanned::Dir { path, children, .. } = &tree.nodes[i] else {
                 continue;
@@ -702,9 +755,8 @@ pub async fn import_scanned(
             nodes[i] = Some(dir.node());
             dirs.push(dir);
         }
-        // One level at a time: a level's children are all stored.
-        store.directories.put_all(&dirs).await?;
     }
+    store.directories.put_tree(&dirs).await?;
     tracing::info!(elapsed = ?started.elapsed(), "import: directories stored");
     store
         .blobs

@@ -171,3 +171,63 @@ async fn directory_put_all_checks_children_like_put() {
         assert_eq!(closure[0].0, parent.digest());
     }
 }
+
+#[tokio::test]
+async fn directory_put_tree_takes_children_from_earlier_in_the_slice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = LocalStore::open(tmp.path()).unwrap();
+    let memory = MemoryStore::new();
+    let stores: [&dyn DirectoryService; 2] = [&local, &memory];
+    let leaf = Directory::from_entries(vec![(
+        Name::try_from("l").unwrap(),
+        Node::Symlink {
+            target: cairn_castore::SymlinkTarget::new(Bytes::from_static(b"t")).unwrap(),
+        },
+    )])
+    .unwrap();
+    let middle =
+        Directory::from_entries(vec![(Name::try_from("leaf").unwrap(), leaf.node())]).unwrap();
+    let top =
+        Directory::from_entries(vec![(Name::try_from("middle").unwrap(), middle.node())]).unwrap();
+    let lying_top = Directory::from_entries(vec![(
+        Name::try_from("middle").unwrap(),
+        Node::Directory {
+            digest: middle.digest(),
+            size: middle.size() + 1,
+        },
+    )])
+    .unwrap();
+    for (i, store) in stores.into_iter().enumerate() {
+        // The local store commits a tree in one transaction: a refused one
+        // leaves nothing behind. The default may have stored some runs.
+        let atomic = i == 0;
+        // Parents before children: refused.
+        assert!(matches!(
+            store
+                .put_tree(&[top.clone(), middle.clone(), leaf.clone()])
+                .await,
+            Err(DirectoryServiceError::MissingChild { .. })
+        ));
+        if atomic {
+            assert!(store.get(&leaf.digest()).await.unwrap().is_none());
+        }
+        // A wrong size claimed for a child given in the same slice.
+        assert!(matches!(
+            store
+                .put_tree(&[leaf.clone(), middle.clone(), lying_top.clone()])
+                .await,
+            Err(DirectoryServiceError::ChildSize { .. })
+        ));
+        if atomic {
+            assert!(store.get(&middle.digest()).await.unwrap().is_none());
+        }
+        assert!(store.get(&lying_top.digest()).await.unwrap().is_none());
+        // Bottom-up: all three in one call.
+        let digests = store
+            .put_tree(&[leaf.clone(), middle.clone(), top.clone()])
+            .await
+            .unwrap();
+        assert_eq!(digests, vec![leaf.digest(), middle.digest(), top.digest()]);
+        assert_eq!(store.closure(&top.digest()).await.unwrap().len(), 3);
+    }
+}

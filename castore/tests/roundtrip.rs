@@ -199,3 +199,55 @@ async fn multi_chunk_file_and_streaming_writer_agree() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_writer_and_cut_points_chunk_small_blobs_alike() {
+    let cfg = ChunkerConfig::default();
+    let avg = cfg.avg_size as usize;
+    // Data whose first FastCDC cut falls below the average size.
+    let early = (0..500)
+        .map(|seed| pseudo_random(avg + 1, seed))
+        .find(|d| cfg.next_cut(d) < avg)
+        .expect("some data has a cut below the average size");
+    let tmp = tempfile::tempdir().unwrap();
+    let store = CaStore::local(tmp.path().join("store")).unwrap();
+    for len in [avg, avg + 1] {
+        let data = &early[..len];
+        let expected: Vec<usize> = cfg.cut_points(data);
+        assert_eq!(expected.len() == 1, len == avg, "{len} bytes: {expected:?}");
+        let path = tmp.path().join(format!("f{len}"));
+        std::fs::write(&path, data).unwrap();
+        let nodes = import_paths(&store, &[path], ImportOptions::default())
+            .await
+            .unwrap();
+        let Node::File { digest, .. } = nodes[0] else {
+            panic!("not a file")
+        };
+        let imported: Vec<usize> = match store.blobs.chunk_map(&digest).await.unwrap() {
+            Some(map) => map
+                .chunks()
+                .iter()
+                .scan(0, |end, c| {
+                    *end += c.size as usize;
+                    Some(*end)
+                })
+                .collect(),
+            None => vec![len],
+        };
+        assert_eq!(imported, expected, "import of {len} bytes");
+        // A store of its own, so that the map seen is the writer's.
+        let own = CaStore::memory();
+        let mut writer = BlobWriter::new(own.blobs.clone(), cfg);
+        writer.write(data).await.unwrap();
+        let (written, _) = writer.finish().await.unwrap();
+        assert_eq!(written, digest);
+        let streamed = own
+            .blobs
+            .chunk_map(&written)
+            .await
+            .unwrap()
+            .map(|m| m.chunks().len())
+            .unwrap_or(1);
+        assert_eq!(streamed, expected.len(), "writer of {len} bytes");
+    }
+}

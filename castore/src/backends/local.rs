@@ -489,6 +489,88 @@ impl LocalStore {
         Ok(())
     }
 
+    /// Stores directories in one index transaction. Each child directory
+    /// must be stored already or, with `earlier_in_slice`, come earlier in
+    /// `directories` (a tree given bottom-up); the children not in the
+    /// slice are looked up in one read transaction.
+    async fn put_directories(
+        &self,
+        directories: &[Directory],
+        earlier_in_slice: bool,
+    ) -> Result<Vec<Digest>, DirectoryServiceError> {
+        let digests: Vec<Digest> = directories.iter().map(Directory::digest).collect();
+        let mut in_slice: HashMap<Digest, u64, BuildHasherDefault<DigestHasher>> =
+            HashMap::default();
+        let mut outside: Vec<Digest> = Vec::new();
+        for (directory, digest) in directories.iter().zip(&digests) {
+            for (_, child, _) in directory.child_directories() {
+                if !in_slice.contains_key(child) {
+                    outside.push(*child);
+                }
+            }
+            if earlier_in_slice {
+                in_slice.insert(*digest, directory.size());
+            }
+        }
+        let stored = self
+            .with_reader(|conn| {
+                let tx = conn.unchecked_transaction()?;
+                let mut sizes: HashMap<Digest, u64, BuildHasherDefault<DigestHasher>> =
+                    HashMap::default();
+                {
+                    let mut stmt =
+                        tx.prepare_cached("SELECT size FROM directories WHERE digest = ?1")?;
+                    for child in &outside {
+                        let size = stmt
+                            .query_row([child.as_bytes().as_slice()], |row| row.get::<_, i64>(0))
+                            .optional()?;
+                        if let Some(size) = size {
+                            sizes.insert(*child, size as u64);
+                        }
+                    }
+                }
+                tx.finish()?;
+                Ok(sizes)
+            })
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
+        let mut earlier: HashMap<Digest, u64, BuildHasherDefault<DigestHasher>> =
+            HashMap::default();
+        for (directory, digest) in directories.iter().zip(&digests) {
+            for (name, child, claimed) in directory.child_directories() {
+                match earlier.get(child).or_else(|| stored.get(child)) {
+                    None => {
+                        return Err(DirectoryServiceError::MissingChild {
+                            parent: *digest,
+                            name: name.clone(),
+                            child: *child,
+                        });
+                    }
+                    Some(&actual) if actual != claimed => {
+                        return Err(DirectoryServiceError::ChildSize {
+                            parent: *digest,
+                            name: name.clone(),
+                            claimed,
+                            actual,
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            if earlier_in_slice {
+                earlier.insert(*digest, directory.size());
+            }
+        }
+        let writes = directories
+            .iter()
+            .zip(&digests)
+            .map(|(directory, digest)| (*digest, directory.size(), directory.encode()))
+            .collect();
+        self.commit(IndexWrite::Directories(writes))
+            .await
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
+        Ok(digests)
+    }
+
     /// Makes everything this process wrote durable: packs first, then the
     /// index (a full WAL checkpoint).
     pub fn sync(&self) -> Result<(), LocalStoreError> {
@@ -956,63 +1038,14 @@ impl DirectoryService for LocalStore {
         &self,
         directories: &[Directory],
     ) -> Result<Vec<Digest>, DirectoryServiceError> {
-        // The children of all of them looked up in one read transaction,
-        // then one commit for all: one transaction, not one per directory.
-        let digests: Vec<Digest> = directories.iter().map(Directory::digest).collect();
-        let sizes = self
-            .with_reader(|conn| {
-                let tx = conn.unchecked_transaction()?;
-                let mut sizes = Vec::new();
-                {
-                    let mut stmt =
-                        tx.prepare_cached("SELECT size FROM directories WHERE digest = ?1")?;
-                    for directory in directories {
-                        for (_, child, _) in directory.child_directories() {
-                            let size = stmt
-                                .query_row([child.as_bytes().as_slice()], |row| {
-                                    row.get::<_, i64>(0)
-                                })
-                                .optional()?;
-                            sizes.push(size.map(|s| s as u64));
-                        }
-                    }
-                }
-                tx.finish()?;
-                Ok(sizes)
-            })
-            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
-        let mut sizes = sizes.into_iter();
-        for (directory, digest) in directories.iter().zip(&digests) {
-            for (name, child, claimed) in directory.child_directories() {
-                match sizes.next().flatten() {
-                    None => {
-                        return Err(DirectoryServiceError::MissingChild {
-                            parent: *digest,
-                            name: name.clone(),
-                            child: *child,
-                        });
-                    }
-                    Some(actual) if actual != claimed => {
-                        return Err(DirectoryServiceError::ChildSize {
-                            parent: *digest,
-                            name: name.clone(),
-                            claimed,
-                            actual,
-                        });
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-        let writes = directories
-            .iter()
-            .zip(&digests)
-            .map(|(directory, digest)| (*digest, directory.size(), directory.encode()))
-            .collect();
-        self.commit(IndexWrite::Directories(writes))
-            .await
-            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
-        Ok(digests)
+        self.put_directories(directories, false).await
+    }
+
+    async fn put_tree(
+        &self,
+        directories: &[Directory],
+    ) -> Result<Vec<Digest>, DirectoryServiceError> {
+        self.put_directories(directories, true).await
     }
 
     async fn flush(&self) -> Result<(), DirectoryServiceError> {

@@ -105,6 +105,34 @@ pub trait DirectoryService: Send + Sync + 'static {
         futures::future::try_join_all(directories.iter().map(|d| self.put(d))).await
     }
 
+    /// Stores a whole tree's directories given bottom-up: each child
+    /// directory of one of them is stored already or comes earlier in the
+    /// slice. Returns their digests in order. By default, runs of
+    /// directories none of which is a child of another go to
+    /// [`DirectoryService::put_all`] together; backends that can commit
+    /// them all at once override it.
+    async fn put_tree(
+        &self,
+        directories: &[Directory],
+    ) -> Result<Vec<Digest>, DirectoryServiceError> {
+        let mut digests = Vec::with_capacity(directories.len());
+        let mut run_start = 0;
+        let mut in_run: HashSet<Digest> = HashSet::new();
+        for (i, directory) in directories.iter().enumerate() {
+            if directory
+                .child_directories()
+                .any(|(_, child, _)| in_run.contains(child))
+            {
+                digests.extend(self.put_all(&directories[run_start..i]).await?);
+                run_start = i;
+                in_run.clear();
+            }
+            in_run.insert(directory.digest());
+        }
+        digests.extend(self.put_all(&directories[run_start..]).await?);
+        Ok(digests)
+    }
+
     /// The closure of `root`: the root first, then breadth-first in entry
     /// order, each directory once (a parent always comes before its children).
     async fn closure(
