@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -440,6 +440,9 @@ impl ChunkSink {
 const READ_STEP: usize = 4 << 20;
 /// Size of the pooled read blocks (see [`crate::read_blocks`]).
 const BLOCK_SIZE: usize = 8 << 20;
+/// Read blocks alive beyond one per reader: those whose chunks the store
+/// has not copied yet. Enough to keep the pack writer's queue full.
+const READ_BLOCKS_IN_FLIGHT: usize = 4;
 
 /// Reads into `buf` until it is full, the file ends, or `expected` bytes
 /// have come in a read that returned fewer than asked (a regular file
@@ -463,6 +466,57 @@ fn read_step(file: &mut File, buf: &mut [u8], expected: usize) -> std::io::Resul
     Ok(filled)
 }
 
+thread_local! {
+    /// The directory this thread last opened a file in, open: files of one
+    /// directory come one after another, and opening each relative to its
+    /// directory spares the kernel a walk of the whole path.
+    static PARENT: std::cell::RefCell<Option<(PathBuf, File)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Opens `path` for reading, relative to its directory (kept open by this
+/// thread for the next file there). Symlinks are not followed: the scan
+/// saw a regular file, and a file swapped for a link since is refused.
+fn open_in_parent(path: &Path) -> std::io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return File::open(path);
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let name = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| std::io::Error::other("file name contains NUL"))?;
+    PARENT.with_borrow_mut(|cached| {
+        if cached.as_ref().is_none_or(|(dir, _)| dir != parent) {
+            let dir = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+                .open(parent)?;
+            *cached = Some((parent.to_path_buf(), dir));
+        }
+        let Some((_, dir)) = cached.as_ref() else {
+            return File::open(path);
+        };
+        // SAFETY: dir is an open descriptor and name a NUL-terminated
+        // string, both valid for the call.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just opened and is owned by nothing else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    })
+}
+
 /// Reads, chunks and hashes one file, handing its chunks to `sink` as
 /// slices of the arena's blocks.
 fn ingest_file(
@@ -474,7 +528,7 @@ fn ingest_file(
 ) -> Result<(Digest, u64, Option<ChunkMap>), ImportError> {
     let chunker = sink.store.chunker;
     let max = chunker.max_size as usize;
-    let mut file = File::open(path).map_err(io_err(path))?;
+    let mut file = open_in_parent(path).map_err(io_err(path))?;
     arena.clear_pending();
     let mut hasher: Option<blake3::Hasher> = None;
     let mut chunks: Vec<ChunkRef> = Vec::new();
@@ -486,7 +540,7 @@ fn ingest_file(
         // to notice a file that grew.
         let remaining = expected_size.saturating_sub(total);
         let want = (remaining.saturating_add(1)).min(READ_STEP as u64) as usize;
-        arena.reserve(want);
+        arena.reserve(want, &|| sink.flush());
         let new_bytes = read_step(
             &mut file,
             &mut arena.spare_mut()[..want],
@@ -602,9 +656,10 @@ pub async fn import_scanned(
             waited_ns: Default::default(),
         }),
         arenas: Mutex::new(Vec::new()),
+        // Each reader's current block, and a few on their way to the store.
         blocks: BlockPool::new(
             BLOCK_SIZE,
-            (options.max_bytes_in_flight / BLOCK_SIZE).max(2),
+            rayon::current_num_threads() + READ_BLOCKS_IN_FLIGHT,
         ),
         pending: Mutex::new(PendingPuts::default()),
         tasks: Mutex::new(Vec::new()),
@@ -642,6 +697,8 @@ pub async fn import_scanned(
             })
             .collect::<Vec<_>>();
         sink2.flush();
+        // Close the directories the readers kept open.
+        rayon::broadcast(|_| PARENT.take());
         sink2
             .arenas
             .lock()

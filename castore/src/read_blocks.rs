@@ -9,37 +9,87 @@
 //! copied them into its pack buffer); the next block is then that same
 //! memory, already faulted in, not fresh pages.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 
-/// Blocks kept for reuse by one import.
+/// Blocks kept for reuse by one import, and a bound on how many are alive.
+///
+/// Memory an import touches for the first time costs far more than memory
+/// it touches again (the kernel zeroes each new page, and a virtual machine
+/// may have to back it first), so an import keeps few blocks and reuses
+/// them: a reader that needs a block while `limit` blocks are alive waits
+/// until the store has copied the chunks of one and let it go.
 pub(crate) struct BlockPool {
-    free: Mutex<Vec<Box<[u8]>>>,
+    state: Mutex<PoolState>,
+    returned: Condvar,
     block_size: usize,
-    /// Idle blocks kept at most.
-    keep: usize,
+    limit: usize,
+}
+
+/// The longest a reader waits for a block to come back before taking one
+/// over the limit.
+const WAIT_AT_MOST: std::time::Duration = std::time::Duration::from_millis(200);
+
+struct PoolState {
+    free: Vec<Box<[u8]>>,
+    /// Pooled-size blocks alive (handed out and not yet dropped).
+    alive: usize,
 }
 
 impl BlockPool {
-    /// A pool of `block_size` blocks keeping at most `keep` idle ones.
-    pub(crate) fn new(block_size: usize, keep: usize) -> Arc<BlockPool> {
+    /// A pool of `block_size` blocks, at most `limit` of them alive at once
+    /// (at least 2).
+    pub(crate) fn new(block_size: usize, limit: usize) -> Arc<BlockPool> {
         Arc::new(BlockPool {
-            free: Mutex::new(Vec::new()),
+            state: Mutex::new(PoolState {
+                free: Vec::new(),
+                alive: 0,
+            }),
+            returned: Condvar::new(),
             block_size,
-            keep,
+            limit: limit.max(2),
         })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// A block of at least `len` bytes: a pooled one if it is large enough.
-    fn take(self: &Arc<Self>, len: usize) -> Arc<Block> {
-        let pooled = if len <= self.block_size {
-            self.free.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    /// While `limit` blocks are alive, calls `before_waiting` (which must
+    /// let the chunks of blocks go on to the store) and waits for one.
+    fn take(self: &Arc<Self>, len: usize, before_waiting: &dyn Fn()) -> Arc<Block> {
+        let memory = if len <= self.block_size {
+            let mut state = self.lock();
+            let mut flushed = false;
+            while state.alive >= self.limit {
+                if !flushed {
+                    drop(state);
+                    before_waiting();
+                    flushed = true;
+                    state = self.lock();
+                    continue;
+                }
+                let (woken, timeout) = self
+                    .returned
+                    .wait_timeout(state, WAIT_AT_MOST)
+                    .unwrap_or_else(|p| p.into_inner());
+                state = woken;
+                if timeout.timed_out() {
+                    // Whatever holds the blocks is keeping them: more
+                    // memory, not a reader stuck for good.
+                    tracing::debug!(alive = state.alive, "read blocks: over the limit");
+                    break;
+                }
+            }
+            state.alive += 1;
+            let pooled = state.free.pop();
+            drop(state);
+            pooled.unwrap_or_else(|| vec![0u8; self.block_size].into_boxed_slice())
         } else {
-            None
+            vec![0u8; len].into_boxed_slice()
         };
-        let memory =
-            pooled.unwrap_or_else(|| vec![0u8; len.max(self.block_size)].into_boxed_slice());
         let len = memory.len();
         Arc::new(Block {
             ptr: Box::into_raw(memory).cast::<u8>(),
@@ -75,10 +125,13 @@ impl Drop for Block {
         let memory =
             unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) };
         if memory.len() == self.pool.block_size {
-            let mut free = self.pool.free.lock().unwrap_or_else(|p| p.into_inner());
-            if free.len() < self.pool.keep {
-                free.push(memory);
+            let mut state = self.pool.lock();
+            state.alive -= 1;
+            if state.free.len() < self.pool.limit {
+                state.free.push(memory);
             }
+            drop(state);
+            self.pool.returned.notify_one();
         }
     }
 }
@@ -126,7 +179,9 @@ impl Arena {
     /// Makes room for `additional` bytes after the pending ones, keeping
     /// those contiguous: in place if there is room, at the block's start if
     /// no chunk of it is still out, else in another block.
-    pub(crate) fn reserve(&mut self, additional: usize) {
+    /// `before_waiting` is called if the pool makes it wait (see
+    /// [`BlockPool`]).
+    pub(crate) fn reserve(&mut self, additional: usize, before_waiting: &dyn Fn()) {
         let pending = self.end - self.start;
         if let Some(block) = &mut self.block {
             if block.len - self.end >= additional {
@@ -142,7 +197,7 @@ impl Arena {
                 return;
             }
         }
-        let fresh = self.pool.take(pending + additional);
+        let fresh = self.pool.take(pending + additional, before_waiting);
         if let Some(old) = &self.block {
             // SAFETY: the pending bytes of the old block are initialized and
             // never written while read here; the new block is not shared.
@@ -205,9 +260,64 @@ mod tests {
     use super::*;
 
     fn read_into(arena: &mut Arena, data: &[u8]) {
-        arena.reserve(data.len());
+        arena.reserve(data.len(), &|| {});
         arena.spare_mut()[..data.len()].copy_from_slice(data);
         arena.fill(data.len());
+    }
+
+    #[test]
+    fn a_reader_waits_for_a_block_while_the_limit_is_alive() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let pool = BlockPool::new(16, 2);
+        let mut first = Arena::new(pool.clone());
+        let mut second = Arena::new(pool.clone());
+        read_into(&mut first, &[1u8; 16]);
+        read_into(&mut second, &[2u8; 16]);
+        let held = first.split(16);
+        assert_eq!(pool.lock().alive, 2);
+        let flushed = Arc::new(AtomicBool::new(false));
+        let (pool3, flushed3) = (pool.clone(), flushed.clone());
+        let third = std::thread::spawn(move || {
+            let mut arena = Arena::new(pool3);
+            arena.reserve(8, &|| flushed3.store(true, Ordering::SeqCst));
+            std::time::Instant::now()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!third.is_finished(), "a third block was handed out");
+        assert!(
+            flushed.load(Ordering::SeqCst),
+            "the reader did not flush first"
+        );
+        // The first block comes back once its slice and its arena let go.
+        let released = std::time::Instant::now();
+        drop(held);
+        drop(first);
+        let got = third.join().unwrap();
+        assert!(got >= released);
+        assert!(got - released < WAIT_AT_MOST, "woken only by the timeout");
+        // The third reader's arena ended with its thread: the second's
+        // block is the one left.
+        assert_eq!(pool.lock().alive, 1);
+    }
+
+    #[test]
+    fn blocks_kept_forever_cost_memory_not_a_stuck_reader() {
+        let pool = BlockPool::new(16, 2);
+        let mut arenas: Vec<Arena> = (0..2).map(|_| Arena::new(pool.clone())).collect();
+        let held: Vec<Bytes> = arenas
+            .iter_mut()
+            .map(|a| {
+                read_into(a, &[3u8; 16]);
+                a.split(16)
+            })
+            .collect();
+        let started = std::time::Instant::now();
+        let mut over = Arena::new(pool.clone());
+        read_into(&mut over, b"more");
+        assert!(started.elapsed() >= WAIT_AT_MOST);
+        assert_eq!(over.pending(), b"more");
+        assert_eq!(pool.lock().alive, 3);
+        drop(held);
     }
 
     #[test]
@@ -226,11 +336,7 @@ mod tests {
         assert_eq!(arena.pending(), &[7u8; 60][..]);
         assert_eq!(&hello[..], b"hello");
         drop((hello, rest));
-        assert_eq!(
-            pool.free.lock().unwrap().len(),
-            1,
-            "the first block came back"
-        );
+        assert_eq!(pool.lock().free.len(), 1, "the first block came back");
         // Room is left in the block: the pending bytes grow in place.
         read_into(&mut arena, b"xy");
         let all = arena.split(62);
@@ -249,7 +355,7 @@ mod tests {
         read_into(&mut arena, &[2u8; 20]);
         assert_eq!(arena.pending()[..2], [1, 1]);
         assert_eq!(arena.pending()[2..], [2u8; 20]);
-        assert!(pool.free.lock().unwrap().is_empty());
+        assert!(pool.lock().free.is_empty());
         // More than a block: a block of its own, not pooled afterwards.
         arena.clear_pending();
         read_into(&mut arena, &[3u8; 100]);
@@ -257,6 +363,6 @@ mod tests {
         assert_eq!(&big[..], &[3u8; 100][..]);
         drop(big);
         drop(arena);
-        assert!(pool.free.lock().unwrap().len() <= 1);
+        assert!(pool.lock().free.len() <= 1);
     }
 }
