@@ -15,7 +15,6 @@
 //! A failure stops the import before any directory is written, so no root
 //! ever refers to missing data (chunks already stored stay unreferenced).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
@@ -83,7 +82,7 @@ pub struct ImportOptions {
 impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
-            max_bytes_in_flight: 128 << 20,
+            max_bytes_in_flight: 256 << 20,
             progress: None,
         }
     }
@@ -437,9 +436,9 @@ impl ChunkSink {
 
 /// Bytes read from a large file per step: chunked and hashed while they
 /// are still in the CPU's caches.
-const READ_STEP: usize = 4 << 20;
+const READ_STEP: usize = 2 << 20;
 /// Size of the pooled read blocks (see [`crate::read_blocks`]).
-const BLOCK_SIZE: usize = 8 << 20;
+const BLOCK_SIZE: usize = 4 << 20;
 /// Read blocks alive beyond one per reader: those whose chunks the store
 /// has not copied yet. Enough to keep the pack writer's queue full.
 const READ_BLOCKS_IN_FLIGHT: usize = 4;
@@ -723,11 +722,23 @@ pub async fn import_scanned(
     }
     let waited = std::time::Duration::from_nanos(sink.budget.waited_ns.load(Ordering::Relaxed));
     tracing::info!(elapsed = ?started.elapsed(), readers_waited = ?waited, "import: blobs stored");
-    let mut blobs: HashMap<usize, (Digest, u64)> = HashMap::new();
+    // Every node by its index in the tree: files now, directories below.
+    let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
     let mut maps = Vec::new();
     for r in results {
         let (i, (digest, size, map)) = r?;
-        blobs.insert(i, (digest, size));
+        let executable = matches!(
+            tree.nodes[i],
+            Scanned::File {
+                executable: true,
+                ..
+            }
+        );
+        nodes[i] = Some(Node::File {
+            digest,
+            size,
+            executable,
+        });
         if let Some(map) = map {
             maps.push((i, digest, map));
         }
@@ -760,23 +771,11 @@ pub async fn import_scanned(
 
     tracing::info!(elapsed = ?started.elapsed(), "import: chunk maps stored");
     // Phase 3: directories, deepest level first.
-    let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
     for (i, scanned) in tree.nodes.iter().enumerate() {
-        match scanned {
-            Scanned::File { executable, .. } => {
-                let (digest, size) = blobs[&i];
-                nodes[i] = Some(Node::File {
-                    digest,
-                    size,
-                    executable: *executable,
-                });
-            }
-            Scanned::Symlink(target) => {
-                nodes[i] = Some(Node::Symlink {
-                    target: target.clone(),
-                })
-            }
-            Scanned::Dir { .. } => {}
+        if let Scanned::Symlink(target) = scanned {
+            nodes[i] = Some(Node::Symlink {
+                target: target.clone(),
+            });
         }
     }
     let mut levels: Vec<Vec<usize>> = Vec::new();
@@ -813,6 +812,7 @@ pub async fn import_scanned(
             dirs.push(dir);
         }
     }
+    tracing::info!(elapsed = ?started.elapsed(), directories = dirs.len(), "import: directories built");
     store.directories.put_tree(&dirs).await?;
     tracing::info!(elapsed = ?started.elapsed(), "import: directories stored");
     store

@@ -29,7 +29,7 @@ pub(crate) struct BlockPool {
 
 /// The longest a reader waits for a block to come back before taking one
 /// over the limit.
-const WAIT_AT_MOST: std::time::Duration = std::time::Duration::from_millis(200);
+const WAIT_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct PoolState {
     free: Vec<Box<[u8]>>,

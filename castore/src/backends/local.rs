@@ -18,7 +18,7 @@
 //!
 //! Durability against power loss is explicit: [`LocalStore::sync`] (called
 //! by every import before it reports its result) `fdatasync`s the packs this
-//! process wrote, then checkpoints the index with a full sync. Chunks are
+//! process wrote, then the index's write-ahead log. Chunks are
 //! verified on every read, so data caught mid-write by a power cut is found by
 //! `cairn store verify` and never served. Several processes may use one store
 //! at once: each writer appends to pack files of its own, numbered by the
@@ -197,8 +197,8 @@ impl LocalStore {
         migrate(&conn, &index_path)?;
         let (tx, rx) = mpsc::channel();
         let committer_conn = open_connection(&index_path)?;
-        // Checkpoints (which fsync) happen in `sync` or every 64 MiB of WAL,
-        // not every 4 MiB inside the commit path.
+        // Checkpoints (which fsync) happen every 64 MiB of WAL, not every
+        // 4 MiB inside the commit path; `sync` syncs the WAL itself.
         committer_conn
             .pragma_update(None, "wal_autocheckpoint", 16384)
             .map_err(|source| LocalStoreError::Index {
@@ -498,7 +498,9 @@ impl LocalStore {
         directories: &[Directory],
         earlier_in_slice: bool,
     ) -> Result<Vec<Digest>, DirectoryServiceError> {
-        let digests: Vec<Digest> = directories.iter().map(Directory::digest).collect();
+        // Each encoded once: for its digest and for the index.
+        let encoded: Vec<Vec<u8>> = directories.iter().map(Directory::encode).collect();
+        let digests: Vec<Digest> = encoded.iter().map(|e| Digest::of(e)).collect();
         let mut in_slice: HashMap<Digest, u64, BuildHasherDefault<DigestHasher>> =
             HashMap::default();
         let mut outside: Vec<Digest> = Vec::new();
@@ -512,8 +514,10 @@ impl LocalStore {
                 in_slice.insert(*digest, directory.size());
             }
         }
-        let stored = self
-            .with_reader(|conn| {
+        let stored = if outside.is_empty() {
+            HashMap::default()
+        } else {
+            self.with_reader(|conn| {
                 let tx = conn.unchecked_transaction()?;
                 let mut sizes: HashMap<Digest, u64, BuildHasherDefault<DigestHasher>> =
                     HashMap::default();
@@ -532,7 +536,8 @@ impl LocalStore {
                 tx.finish()?;
                 Ok(sizes)
             })
-            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?;
+            .map_err(|e| DirectoryServiceError::Backend(e.backend()))?
+        };
         let mut earlier: HashMap<Digest, u64, BuildHasherDefault<DigestHasher>> =
             HashMap::default();
         for (directory, digest) in directories.iter().zip(&digests) {
@@ -563,7 +568,8 @@ impl LocalStore {
         let writes = directories
             .iter()
             .zip(&digests)
-            .map(|(directory, digest)| (*digest, directory.size(), directory.encode()))
+            .zip(encoded)
+            .map(|((directory, digest), data)| (*digest, directory.size(), data))
             .collect();
         self.commit(IndexWrite::Directories(writes))
             .await
@@ -572,7 +578,7 @@ impl LocalStore {
     }
 
     /// Makes everything this process wrote durable: packs first, then the
-    /// index (a full WAL checkpoint).
+    /// index (its write-ahead log).
     pub fn sync(&self) -> Result<(), LocalStoreError> {
         let written = lock(&self.written_packs).clone();
         for id in written {
@@ -580,12 +586,23 @@ impl LocalStore {
             file.sync_data()
                 .map_err(|source| LocalStoreError::Pack { pack: id, source })?;
         }
-        self.with_reader(|conn| {
-            conn.pragma_update(None, "synchronous", "FULL")?;
-            let r = conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()));
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            r
-        })
+        // Every commit so far is in the write-ahead log, or was checkpointed
+        // into the index file, which a checkpoint syncs: syncing the log
+        // makes them all durable, without copying pages into the index.
+        let wal = self.index_path.with_file_name("index.sqlite-wal");
+        match File::open(&wal) {
+            Ok(file) => file.sync_data().map_err(|source| LocalStoreError::Io {
+                path: wal.clone(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.with_reader(|conn| {
+                conn.pragma_update(None, "synchronous", "FULL")?;
+                let r = conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()));
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+                r
+            }),
+            Err(source) => Err(LocalStoreError::Io { path: wal, source }),
+        }
     }
 
     /// Overwrites the stored bytes of a chunk in place (to test verification).
@@ -737,13 +754,13 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
 /// they keep arriving: fewer, larger transactions write far fewer index
 /// pages to the WAL (with random digests as keys, a transaction of a few
 /// hundred entries dirties most leaf pages of the chunk table).
-const BATCH_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+const BATCH_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
 /// Gathering ends early once no write has arrived for this long. Chunk
 /// maps and directories (an import's last steps, one tree level after
 /// another) are committed at once when no chunk entries are among them and
 /// the pack writer has nothing left to write: then nothing else is on its
 /// way, and waiting would only delay them.
-const BATCH_IDLE: std::time::Duration = std::time::Duration::from_millis(15);
+const BATCH_IDLE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// The committer: batches index writes from all tasks into one transaction.
 fn run_committer(

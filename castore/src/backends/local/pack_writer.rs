@@ -41,9 +41,9 @@ use crate::Digest;
 /// Alignment of direct writes: offsets, lengths and memory.
 const ALIGN: usize = 4096;
 /// A gathering buffer is queued for writing once it holds this much.
-const GATHER_LIMIT: usize = 8 << 20;
+const GATHER_LIMIT: usize = 4 << 20;
 /// Bytes gathered or queued for writing at most (see the module comment).
-pub(super) const QUEUE_LIMIT: usize = 24 << 20;
+pub(super) const QUEUE_LIMIT: usize = 16 << 20;
 /// Written buffers kept for reuse: as many as the queue can hold, so a busy
 /// writer allocates none.
 const SPARE_BUFFERS: usize = QUEUE_LIMIT / GATHER_LIMIT + 1;
