@@ -12,8 +12,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// `cairn`, whose default store (used by commands given no `--store-dir`,
+/// and for the whole-file copies of a `--store`) lies in the build's
+/// temporary directory rather than the user's.
 fn cairn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command.env(
+        "CAIRN_STORE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-binary-cache-default-store"),
+    );
+    command
 }
 
 /// A private Nix store with a few paths, copied into signed binary caches.

@@ -84,6 +84,12 @@ fn cairn_command(args: &[&str]) -> Command {
     let mut command = Command::new(bin());
     command
         .args(args)
+        // The default store (the whole-file copies of a `--store` go there)
+        // in the build's temporary directory rather than the user's.
+        .env(
+            "CAIRN_STORE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-remote-default-store"),
+        )
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env_remove("AWS_ENDPOINT")

@@ -16,8 +16,16 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// `cairn`, whose default store (used by commands given no `--store-dir`,
+/// and for the whole-file copies of a `--store`) lies in the build's
+/// temporary directory rather than the user's.
 fn cairn() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    command.env(
+        "CAIRN_STORE_DIR",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("cli-serve-default-store"),
+    );
+    command
 }
 
 /// A running `cairn serve`, stopped on drop.
