@@ -19,6 +19,11 @@
 //! import ends; `CAIRN_BENCH_IN_FLIGHT_MIB` sets the in-process import's
 //! bytes in flight.
 
+// The allocator of the `cairn` binary, so that the library's import here
+// allocates as it does there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
