@@ -180,10 +180,16 @@ fn check_file(path: &Path, entry: Option<&std::fs::DirEntry>) -> Result<(u64, bo
             path: path.to_path_buf(),
         });
     }
-    if mode_allows_reading(&meta) {
-        return Ok((meta.len(), meta.permissions().mode() & 0o100 != 0));
+    if !mode_allows_reading(&meta) {
+        // The mode bits say no, but an ACL may say yes: ask the kernel.
+        may_read_by_acl(path)?;
     }
-    // The mode bits say no, but an ACL may say yes: ask the kernel.
+    Ok((meta.len(), meta.permissions().mode() & 0o100 != 0))
+}
+
+/// Whether the kernel lets this process read `path` (`faccessat`, ACLs
+/// included): an error naming the path if not.
+fn may_read_by_acl(path: &Path) -> Result<(), ImportError> {
     let c_path =
         std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| ImportError::Io {
             path: path.to_path_buf(),
@@ -204,7 +210,7 @@ fn check_file(path: &Path, entry: Option<&std::fs::DirEntry>) -> Result<(u64, bo
             source: std::io::Error::last_os_error(),
         });
     }
-    Ok((meta.len(), meta.permissions().mode() & 0o100 != 0))
+    Ok(())
 }
 
 /// Whether the mode bits of a file let this process read it: the check
@@ -489,15 +495,15 @@ fn open_in_parent(path: &Path) -> std::io::Result<File> {
     let name = std::ffi::CString::new(name.as_bytes())
         .map_err(|_| std::io::Error::other("file name contains NUL"))?;
     PARENT.with_borrow_mut(|cached| {
-        if cached.as_ref().is_none_or(|(dir, _)| dir != parent) {
-            let dir = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
-                .open(parent)?;
-            *cached = Some((parent.to_path_buf(), dir));
-        }
-        let Some((_, dir)) = cached.as_ref() else {
-            return File::open(path);
+        let dir = match cached {
+            Some((dir_path, dir)) if dir_path == parent => &*dir,
+            slot => {
+                let dir = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY | libc::O_PATH)
+                    .open(parent)?;
+                &slot.insert((parent.to_path_buf(), dir)).1
+            }
         };
         // SAFETY: dir is an open descriptor and name a NUL-terminated
         // string, both valid for the call.

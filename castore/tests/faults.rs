@@ -123,22 +123,24 @@ async fn local_store_is_shared_by_two_handles() {
     assert!(a.size_of(&d.digest()).await.unwrap().is_some());
 }
 
+/// A directory holding one symlink, named `name`.
+fn symlink_dir(name: &str) -> Directory {
+    Directory::from_entries(vec![(
+        Name::try_from(name).unwrap(),
+        Node::Symlink {
+            target: cairn_castore::SymlinkTarget::new(Bytes::from_static(b"t")).unwrap(),
+        },
+    )])
+    .unwrap()
+}
+
 #[tokio::test]
 async fn directory_put_all_checks_children_like_put() {
     let tmp = tempfile::tempdir().unwrap();
     let local = LocalStore::open(tmp.path()).unwrap();
     let memory = MemoryStore::new();
     let stores: [&dyn DirectoryService; 2] = [&local, &memory];
-    let leaf = |name: &str| {
-        Directory::from_entries(vec![(
-            Name::try_from(name).unwrap(),
-            Node::Symlink {
-                target: cairn_castore::SymlinkTarget::new(Bytes::from_static(b"t")).unwrap(),
-            },
-        )])
-        .unwrap()
-    };
-    let (a, b) = (leaf("a"), leaf("b"));
+    let (a, b) = (symlink_dir("a"), symlink_dir("b"));
     let parent = Directory::from_entries(vec![
         (Name::try_from("a").unwrap(), a.node()),
         (Name::try_from("b").unwrap(), b.node()),
@@ -178,13 +180,7 @@ async fn directory_put_tree_takes_children_from_earlier_in_the_slice() {
     let local = LocalStore::open(tmp.path()).unwrap();
     let memory = MemoryStore::new();
     let stores: [&dyn DirectoryService; 2] = [&local, &memory];
-    let leaf = Directory::from_entries(vec![(
-        Name::try_from("l").unwrap(),
-        Node::Symlink {
-            target: cairn_castore::SymlinkTarget::new(Bytes::from_static(b"t")).unwrap(),
-        },
-    )])
-    .unwrap();
+    let leaf = symlink_dir("l");
     let middle =
         Directory::from_entries(vec![(Name::try_from("leaf").unwrap(), leaf.node())]).unwrap();
     let top =

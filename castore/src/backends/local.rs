@@ -501,19 +501,31 @@ impl LocalStore {
         // Each encoded once: for its digest and for the index.
         let encoded: Vec<Vec<u8>> = directories.iter().map(Directory::encode).collect();
         let digests: Vec<Digest> = encoded.iter().map(|e| Digest::of(e)).collect();
-        let mut in_slice: HashMap<Digest, u64, BuildHasherDefault<DigestHasher>> =
+        // With `earlier_in_slice`, each directory's place and size in the
+        // slice: a child found here at an earlier place is stored with it.
+        let mut in_slice: HashMap<Digest, (usize, u64), BuildHasherDefault<DigestHasher>> =
             HashMap::default();
-        let mut outside: Vec<Digest> = Vec::new();
-        for (directory, digest) in directories.iter().zip(&digests) {
-            for (_, child, _) in directory.child_directories() {
-                if !in_slice.contains_key(child) {
-                    outside.push(*child);
-                }
-            }
-            if earlier_in_slice {
-                in_slice.insert(*digest, directory.size());
+        if earlier_in_slice {
+            for (i, (directory, digest)) in directories.iter().zip(&digests).enumerate() {
+                in_slice.entry(*digest).or_insert((i, directory.size()));
             }
         }
+        let earlier = |child: &Digest, place: usize| {
+            in_slice
+                .get(child)
+                .filter(|(at, _)| *at < place)
+                .map(|(_, size)| *size)
+        };
+        let outside: Vec<Digest> = directories
+            .iter()
+            .enumerate()
+            .flat_map(|(i, directory)| {
+                directory
+                    .child_directories()
+                    .filter(move |(_, child, _)| earlier(child, i).is_none())
+                    .map(|(_, child, _)| *child)
+            })
+            .collect();
         let stored = if outside.is_empty() {
             HashMap::default()
         } else {
@@ -538,11 +550,9 @@ impl LocalStore {
             })
             .map_err(|e| DirectoryServiceError::Backend(e.backend()))?
         };
-        let mut earlier: HashMap<Digest, u64, BuildHasherDefault<DigestHasher>> =
-            HashMap::default();
-        for (directory, digest) in directories.iter().zip(&digests) {
+        for (i, (directory, digest)) in directories.iter().zip(&digests).enumerate() {
             for (name, child, claimed) in directory.child_directories() {
-                match earlier.get(child).or_else(|| stored.get(child)) {
+                match earlier(child, i).or_else(|| stored.get(child).copied()) {
                     None => {
                         return Err(DirectoryServiceError::MissingChild {
                             parent: *digest,
@@ -550,7 +560,7 @@ impl LocalStore {
                             child: *child,
                         });
                     }
-                    Some(&actual) if actual != claimed => {
+                    Some(actual) if actual != claimed => {
                         return Err(DirectoryServiceError::ChildSize {
                             parent: *digest,
                             name: name.clone(),
@@ -560,9 +570,6 @@ impl LocalStore {
                     }
                     Some(_) => {}
                 }
-            }
-            if earlier_in_slice {
-                earlier.insert(*digest, directory.size());
             }
         }
         let writes = directories
