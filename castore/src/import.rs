@@ -30,7 +30,8 @@ use tokio::runtime::Handle;
 use crate::read_blocks::{Arena, BlockPool};
 use crate::services::blob::{BlobError, ChunkMap, ChunkRef};
 use crate::{
-    CaStore, Digest, Directory, DirectoryServiceError, Name, NameError, Node, SymlinkTarget,
+    CaStore, ChunkRun, Digest, Directory, DirectoryServiceError, Name, NameError, Node,
+    SymlinkTarget,
 };
 
 /// Why an import failed. Every variant names the path concerned.
@@ -120,6 +121,7 @@ impl ScanTree {
 /// Walks `paths` and checks every entry, without writing anything. The
 /// subtrees of a directory are walked, and its files checked, on all cores.
 pub fn scan(paths: &[PathBuf]) -> Result<ScanTree, ImportError> {
+    let started = std::time::Instant::now();
     let mut tree = ScanTree {
         nodes: Vec::new(),
         roots: Vec::new(),
@@ -133,6 +135,7 @@ pub fn scan(paths: &[PathBuf]) -> Result<ScanTree, ImportError> {
         tree.nodes.extend(part.shifted(offset));
         tree.roots.push(tree.nodes.len() - 1);
     }
+    tracing::info!(elapsed = ?started.elapsed(), nodes = tree.nodes.len(), "import: scanned");
     Ok(tree)
 }
 
@@ -391,22 +394,24 @@ struct ChunkSink {
     failed: AtomicBool,
 }
 
-/// Chunks read but not yet handed to a store task.
+/// Runs read but not yet handed to a store task.
 #[derive(Default)]
 struct PendingPuts {
-    chunks: Vec<(Digest, Bytes)>,
+    runs: Vec<ChunkRun>,
+    chunks: usize,
     bytes: usize,
 }
 
 impl ChunkSink {
-    fn put(&self, digest: Digest, data: Bytes) {
-        let len = data.len();
+    fn put_run(&self, run: ChunkRun) {
+        let len = run.data_len();
         self.budget.acquire(len);
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            pending.chunks.push((digest, data));
+            pending.chunks += run.chunks().len();
+            pending.runs.push(run);
             pending.bytes += len;
-            (pending.chunks.len() >= PUT_BATCH_CHUNKS || pending.bytes >= self.budget.limit / 4)
+            (pending.chunks >= PUT_BATCH_CHUNKS || pending.bytes >= self.budget.limit / 4)
                 .then(|| std::mem::take(&mut *pending))
         };
         if let Some(batch) = full {
@@ -414,10 +419,10 @@ impl ChunkSink {
         }
     }
 
-    /// Hands the chunks still pending to a store task.
+    /// Hands the runs still pending to a store task.
     fn flush(&self) {
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        if !batch.chunks.is_empty() {
+        if !batch.runs.is_empty() {
             self.spawn_batch(batch);
         }
     }
@@ -426,8 +431,8 @@ impl ChunkSink {
         let blobs = self.store.blobs.clone();
         let budget = self.budget.clone();
         let task = self.handle.spawn(async move {
-            let lens: Vec<usize> = batch.chunks.iter().map(|(_, d)| d.len()).collect();
-            let result = blobs.chunks().put_batch(batch.chunks).await;
+            let lens: Vec<usize> = batch.runs.iter().map(ChunkRun::data_len).collect();
+            let result = blobs.chunks().put_runs(batch.runs).await;
             for len in lens {
                 budget.release(len);
             }
@@ -445,8 +450,8 @@ impl ChunkSink {
 const READ_STEP: usize = 2 << 20;
 /// Size of the pooled read blocks (see [`crate::read_blocks`]).
 const BLOCK_SIZE: usize = 4 << 20;
-/// Read blocks alive beyond one per reader: those whose chunks the store
-/// has not copied yet. Enough to keep the pack writer's queue full.
+/// Read blocks alive beyond one per reader: those whose runs the store has
+/// not written (or copied) yet. Enough to keep the pack writer busy.
 const READ_BLOCKS_IN_FLIGHT: usize = 4;
 
 /// Reads into `buf` until it is full, the file ends, or `expected` bytes
@@ -604,13 +609,20 @@ fn ingest_file(
             );
         }
         let mut start = 0;
+        let mut run = Vec::with_capacity(cuts.len());
         for (end, digest) in cuts.iter().zip(&digests) {
+            let size = (end - start) as u32;
             chunks.push(ChunkRef {
                 digest: *digest,
-                size: (end - start) as u32,
+                size,
             });
-            sink.put(*digest, arena.split(end - start));
+            run.push((*digest, size));
             start = *end;
+        }
+        if start > 0 {
+            // The step's chunks lie back to back: one run of the block.
+            let run = ChunkRun::new(arena.split_run(start), run).ok_or(ImportError::Cancelled)?;
+            sink.put_run(run);
         }
         if at_end {
             if chunks.is_empty() {
@@ -635,11 +647,9 @@ pub async fn import_paths(
     options: ImportOptions,
 ) -> Result<Vec<Node>, ImportError> {
     let scan_paths = paths.to_vec();
-    let started = std::time::Instant::now();
     let tree = tokio::task::spawn_blocking(move || scan(&scan_paths))
         .await
         .map_err(|_| ImportError::Cancelled)??;
-    tracing::info!(elapsed = ?started.elapsed(), "import: scanned");
     import_scanned(store, tree, options).await
 }
 

@@ -37,6 +37,6 @@ pub use directory::{Directory, DirectoryError};
 pub use node::{Name, NameError, Node, NodeKind, SymlinkTarget};
 pub use services::BackendError;
 pub use services::blob::{BlobError, BlobService, ChunkMap, ChunkRef};
-pub use services::chunk::{ChunkError, ChunkService};
+pub use services::chunk::{ChunkError, ChunkRun, ChunkService};
 pub use services::directory::{DirectoryService, DirectoryServiceError};
 pub use store::CaStore;

@@ -1,17 +1,28 @@
 //! Read buffers for imports, whose chunks are handed on without a copy.
 //!
 //! Files are read into large blocks ([`Arena`]): small files one after
-//! another into the same block, large ones a step at a time. Each chunk cut
-//! from what was read leaves as a [`Bytes`] slice of its block, so the
-//! store gets the bytes the kernel copied in, not a copy of them. A block
+//! another into the same block, large ones a step at a time. The chunks cut
+//! from one read leave together as a run: one [`Bytes`] slice of its block
+//! ([`Arena::split_run`]), so the store gets the bytes the kernel copied in,
+//! not a copy of them. Runs start at a multiple of [`RUN_ALIGN`] bytes in
+//! memory and are padded to a multiple of it, which is what a write with
+//! `O_DIRECT` asks of its buffers: a store can send a run to disk straight
+//! from the block. A block
 //! goes back to its [`BlockPool`] when the arena has moved on and the last
 //! of its chunks is dropped (the local store drops them as soon as it has
 //! copied them into its pack buffer); the next block is then that same
 //! memory, already faulted in, not fresh pages.
 
+use std::alloc::Layout;
 use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
+
+/// Where runs start in memory, and what their padded length is a multiple
+/// of: the sector size direct writes ask for on common disks.
+pub(crate) const RUN_ALIGN: usize = 512;
+/// Alignment of the blocks themselves (a memory page).
+const BLOCK_ALIGN: usize = 4096;
 
 /// Blocks kept for reuse by one import, and a bound on how many are alive.
 ///
@@ -32,7 +43,7 @@ pub(crate) struct BlockPool {
 const WAIT_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
 
 struct PoolState {
-    free: Vec<Box<[u8]>>,
+    free: Vec<Memory>,
     /// Pooled-size blocks alive (handed out and not yet dropped).
     alive: usize,
 }
@@ -60,7 +71,8 @@ impl BlockPool {
     /// While `limit` blocks are alive, calls `before_waiting` (which must
     /// let the chunks of blocks go on to the store) and waits for one.
     fn take(self: &Arc<Self>, len: usize, before_waiting: &dyn Fn()) -> Arc<Block> {
-        let memory = if len <= self.block_size {
+        let pooled = len <= self.block_size;
+        let memory = if pooled {
             let mut state = self.lock();
             let mut flushed = false;
             while state.alive >= self.limit {
@@ -86,30 +98,82 @@ impl BlockPool {
             state.alive += 1;
             let pooled = state.free.pop();
             drop(state);
-            pooled.unwrap_or_else(|| vec![0u8; self.block_size].into_boxed_slice())
+            pooled.unwrap_or_else(|| Memory::zeroed(self.block_size))
         } else {
-            vec![0u8; len].into_boxed_slice()
+            Memory::zeroed(len)
         };
-        let len = memory.len();
         Arc::new(Block {
-            ptr: Box::into_raw(memory).cast::<u8>(),
-            len,
+            memory: Some(memory),
             pool: self.clone(),
+            pooled,
         })
     }
 }
 
-/// One block of memory, shared by the arena filling it and the chunks cut
+/// Zeroed memory aligned to [`BLOCK_ALIGN`], its length rounded up to a
+/// multiple of [`RUN_ALIGN`] (so a padded run never reaches past it).
+struct Memory {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: Memory owns its allocation; access is governed by its owner.
+unsafe impl Send for Memory {}
+
+impl Memory {
+    fn zeroed(len: usize) -> Memory {
+        let len = len.max(1).next_multiple_of(RUN_ALIGN);
+        let layout = Memory::layout(len);
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let Some(ptr) = std::ptr::NonNull::new(ptr) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        Memory { ptr, len }
+    }
+
+    fn layout(len: usize) -> Layout {
+        match Layout::from_size_align(len, BLOCK_ALIGN) {
+            Ok(layout) => layout,
+            // Only for sizes near usize::MAX, which no file step asks for.
+            Err(_) => std::alloc::handle_alloc_error(Layout::new::<[u8; BLOCK_ALIGN]>()),
+        }
+    }
+}
+
+impl Drop for Memory {
+    fn drop(&mut self) {
+        // SAFETY: ptr was allocated in `zeroed` with this same layout.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Memory::layout(self.len)) };
+    }
+}
+
+/// One block of memory, shared by the arena filling it and the runs cut
 /// from it.
 ///
-/// The bytes before the arena's fill mark are only ever read (through
-/// [`BlockSlice`]s); the bytes after it are only written, by the arena that
-/// owns the block, and no slice covers them. The arena writes over earlier
-/// bytes again only once it holds the only reference to the block.
+/// The bytes before the end of the last run handed out (padding included)
+/// are only ever read, through [`BlockSlice`]s; the bytes after it are only
+/// written, by the arena that owns the block, and no slice covers them. The
+/// arena writes over earlier bytes again only once it holds the only
+/// reference to the block.
 struct Block {
-    ptr: *mut u8,
-    len: usize,
+    /// Always `Some` until dropped.
+    memory: Option<Memory>,
     pool: Arc<BlockPool>,
+    /// Counted among the pool's live blocks, and kept for reuse.
+    pooled: bool,
+}
+
+impl Block {
+    fn ptr(&self) -> *mut u8 {
+        self.memory
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |m| m.ptr.as_ptr())
+    }
+
+    fn len(&self) -> usize {
+        self.memory.as_ref().map_or(0, |m| m.len)
+    }
 }
 
 // SAFETY: see the type's comment: shared bytes are never written, and the
@@ -120,11 +184,10 @@ unsafe impl Sync for Block {}
 
 impl Drop for Block {
     fn drop(&mut self) {
-        // SAFETY: ptr/len came from Box::into_raw of a boxed slice of len
-        // bytes, and this is the last reference to it.
-        let memory =
-            unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.len)) };
-        if memory.len() == self.pool.block_size {
+        let Some(memory) = self.memory.take() else {
+            return;
+        };
+        if self.pooled {
             let mut state = self.pool.lock();
             state.alive -= 1;
             if state.free.len() < self.pool.limit {
@@ -145,10 +208,10 @@ struct BlockSlice {
 
 impl AsRef<[u8]> for BlockSlice {
     fn as_ref(&self) -> &[u8] {
-        // SAFETY: start..start + len lies within the block, before the fill
-        // mark it had when the slice was cut: those bytes are never written
+        // SAFETY: start..start + len lies within the block, before the end
+        // of what its arena has handed out: those bytes are never written
         // while the slice exists (see `Block`).
-        unsafe { std::slice::from_raw_parts(self.block.ptr.add(self.start), self.len) }
+        unsafe { std::slice::from_raw_parts(self.block.ptr().add(self.start), self.len) }
     }
 }
 
@@ -159,6 +222,9 @@ pub(crate) struct Arena {
     block: Option<Arc<Block>>,
     start: usize,
     end: usize,
+    /// The end of the last run handed out of the current block, padding
+    /// included: nothing before it is written while the block is shared.
+    handed_out: usize,
 }
 
 impl Arena {
@@ -168,6 +234,7 @@ impl Arena {
             block: None,
             start: 0,
             end: 0,
+            handed_out: 0,
         }
     }
 
@@ -177,23 +244,40 @@ impl Arena {
     }
 
     /// Makes room for `additional` bytes after the pending ones, keeping
-    /// those contiguous: in place if there is room, at the block's start if
-    /// no chunk of it is still out, else in another block.
+    /// those contiguous and starting them at a multiple of [`RUN_ALIGN`]
+    /// after everything handed out: in place if there is room, at the
+    /// block's start if no run of it is still out, else in another block.
     /// `before_waiting` is called if the pool makes it wait (see
     /// [`BlockPool`]).
     pub(crate) fn reserve(&mut self, additional: usize, before_waiting: &dyn Fn()) {
         let pending = self.end - self.start;
         if let Some(block) = &mut self.block {
-            if block.len - self.end >= additional {
+            let aligned = self.start.max(self.handed_out).next_multiple_of(RUN_ALIGN);
+            if aligned + pending + additional <= block.len() {
+                if aligned != self.start && pending > 0 {
+                    // SAFETY: both ranges lie within the block; the
+                    // destination starts after everything handed out, so no
+                    // slice covers it; `copy` allows the overlap.
+                    unsafe {
+                        std::ptr::copy(
+                            block.ptr().add(self.start),
+                            block.ptr().add(aligned),
+                            pending,
+                        )
+                    };
+                }
+                self.start = aligned;
+                self.end = aligned + pending;
                 return;
             }
-            if pending + additional <= block.len && Arc::get_mut(block).is_some() {
+            if pending + additional <= block.len() && Arc::get_mut(block).is_some() {
                 // SAFETY: this arena holds the only reference to the block
                 // (get_mut synchronizes with the drops of every slice), and
                 // start..end lies within it.
-                unsafe { std::ptr::copy(block.ptr.add(self.start), block.ptr, pending) };
+                unsafe { std::ptr::copy(block.ptr().add(self.start), block.ptr(), pending) };
                 self.start = 0;
                 self.end = pending;
+                self.handed_out = 0;
                 return;
             }
         }
@@ -201,56 +285,86 @@ impl Arena {
         if let Some(old) = &self.block {
             // SAFETY: the pending bytes of the old block are initialized and
             // never written while read here; the new block is not shared.
-            unsafe { std::ptr::copy_nonoverlapping(old.ptr.add(self.start), fresh.ptr, pending) };
+            unsafe {
+                std::ptr::copy_nonoverlapping(old.ptr().add(self.start), fresh.ptr(), pending)
+            };
         }
         self.block = Some(fresh);
         self.start = 0;
         self.end = pending;
+        self.handed_out = 0;
     }
 
-    /// The free room after the pending bytes (see [`Arena::reserve`]).
+    /// The free room after the pending bytes (see [`Arena::reserve`]);
+    /// empty until `reserve` has moved the pending bytes past the last run
+    /// handed out.
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
         match &self.block {
-            // SAFETY: end..len lies within the block, no slice covers it
-            // (slices end at or before `start`), and `&mut self` makes this
-            // the only writer.
-            Some(block) => unsafe {
-                std::slice::from_raw_parts_mut(block.ptr.add(self.end), block.len - self.end)
-            },
-            None => &mut [],
+            Some(block) if self.end >= self.handed_out => {
+                // SAFETY: end..len lies within the block, after everything
+                // handed out, so no slice covers it, and `&mut self` makes
+                // this the only writer.
+                unsafe {
+                    std::slice::from_raw_parts_mut(
+                        block.ptr().add(self.end),
+                        block.len() - self.end,
+                    )
+                }
+            }
+            _ => &mut [],
         }
     }
 
     /// Marks `n` bytes of the free room as read.
     pub(crate) fn fill(&mut self, n: usize) {
-        let len = self.block.as_ref().map_or(0, |b| b.len);
+        if self.end < self.handed_out {
+            return;
+        }
+        let len = self.block.as_ref().map_or(0, |b| b.len());
         self.end = (self.end + n).min(len);
     }
 
     /// The bytes read and not yet handed out.
     pub(crate) fn pending(&self) -> &[u8] {
         match &self.block {
-            // SAFETY: start..end lies within the block and is only written
-            // through `&mut self`.
+            // SAFETY: start..end lies within the block; it is written only
+            // through `&mut self`, and never where a slice covers it.
             Some(block) => unsafe {
-                std::slice::from_raw_parts(block.ptr.add(self.start), self.end - self.start)
+                std::slice::from_raw_parts(block.ptr().add(self.start), self.end - self.start)
             },
             None => &[],
         }
     }
 
-    /// Hands out the first `len` pending bytes as a slice of the block.
-    pub(crate) fn split(&mut self, len: usize) -> Bytes {
+    /// Hands out the first `len` pending bytes as one run: a slice of the
+    /// block that goes on past them to the next multiple of [`RUN_ALIGN`]
+    /// (the padding is the pending bytes that follow, else zeros). The
+    /// run starts aligned when the pending bytes did, as [`Arena::reserve`]
+    /// leaves them.
+    pub(crate) fn split_run(&mut self, len: usize) -> Bytes {
         let len = len.min(self.end - self.start);
         let Some(block) = &self.block else {
             return Bytes::new();
         };
+        if len == 0 {
+            return Bytes::new();
+        }
+        let run_end = self.start + len;
+        let padded_end = run_end.next_multiple_of(RUN_ALIGN).min(block.len());
+        let zero_from = self.end.max(self.handed_out);
+        if zero_from < padded_end {
+            // SAFETY: zero_from..padded_end lies within the block, after the
+            // bytes read and after everything handed out: no slice covers it
+            // and `&mut self` makes this the only writer.
+            unsafe { std::ptr::write_bytes(block.ptr().add(zero_from), 0, padded_end - zero_from) };
+        }
         let slice = BlockSlice {
             block: block.clone(),
             start: self.start,
-            len,
+            len: padded_end - self.start,
         };
-        self.start += len;
+        self.start = run_end;
+        self.handed_out = self.handed_out.max(padded_end);
         Bytes::from_owner(slice)
     }
 }
@@ -265,6 +379,10 @@ mod tests {
         arena.fill(data.len());
     }
 
+    fn aligned(run: &Bytes) -> bool {
+        (run.as_ptr() as usize).is_multiple_of(RUN_ALIGN) && run.len().is_multiple_of(RUN_ALIGN)
+    }
+
     #[test]
     fn a_reader_waits_for_a_block_while_the_limit_is_alive() {
         use std::sync::atomic::{AtomicBool, Ordering};
@@ -273,7 +391,7 @@ mod tests {
         let mut second = Arena::new(pool.clone());
         read_into(&mut first, &[1u8; 16]);
         read_into(&mut second, &[2u8; 16]);
-        let held = first.split(16);
+        let held = first.split_run(16);
         assert_eq!(pool.lock().alive, 2);
         let flushed = Arc::new(AtomicBool::new(false));
         let (pool3, flushed3) = (pool.clone(), flushed.clone());
@@ -288,7 +406,7 @@ mod tests {
             flushed.load(Ordering::SeqCst),
             "the reader did not flush first"
         );
-        // The first block comes back once its slice and its arena let go.
+        // The first block comes back once its run and its arena let go.
         let released = std::time::Instant::now();
         drop(held);
         drop(first);
@@ -308,7 +426,7 @@ mod tests {
             .iter_mut()
             .map(|a| {
                 read_into(a, &[3u8; 16]);
-                a.split(16)
+                a.split_run(16)
             })
             .collect();
         let started = std::time::Instant::now();
@@ -321,48 +439,70 @@ mod tests {
     }
 
     #[test]
-    fn slices_keep_their_bytes_and_blocks_come_back() {
-        let pool = BlockPool::new(64, 4);
+    fn runs_start_aligned_are_padded_and_keep_their_bytes() {
+        let pool = BlockPool::new(4096, 4);
         let mut arena = Arena::new(pool.clone());
         read_into(&mut arena, b"hello world");
-        let hello = arena.split(5);
+        let hello = arena.split_run(5);
+        assert!(aligned(&hello));
+        assert_eq!(hello.len(), RUN_ALIGN);
+        // The padding is the pending bytes that follow, then zeros.
+        assert_eq!(&hello[..11], b"hello world");
+        assert!(hello[11..].iter().all(|b| *b == 0));
         assert_eq!(arena.pending(), b" world");
-        let rest = arena.split(6);
-        assert_eq!(&hello[..], b"hello");
-        assert_eq!(&rest[..], b" world");
-        // 60 more bytes do not fit after the 11 used: the block is still
-        // shared by the slices, so another block is taken.
-        read_into(&mut arena, &[7u8; 60]);
-        assert_eq!(arena.pending(), &[7u8; 60][..]);
-        assert_eq!(&hello[..], b"hello");
-        drop((hello, rest));
-        assert_eq!(pool.lock().free.len(), 1, "the first block came back");
-        // Room is left in the block: the pending bytes grow in place.
-        read_into(&mut arena, b"xy");
-        let all = arena.split(62);
-        assert_eq!(&all[..60], &[7u8; 60][..]);
-        assert_eq!(&all[60..], b"xy");
+        // The pending bytes move past the run, to an aligned place, and
+        // more is read after them without touching the run.
+        read_into(&mut arena, &[7u8; 600]);
+        assert_eq!(&arena.pending()[..6], b" world");
+        let rest = arena.split_run(606);
+        assert!(aligned(&rest));
+        assert_eq!(rest.len(), 1024);
+        assert_eq!(&rest[..6], b" world");
+        assert_eq!(&rest[6..606], &[7u8; 600][..]);
+        assert!(rest[606..].iter().all(|b| *b == 0));
+        assert_eq!(&hello[..11], b"hello world");
+        assert!(hello[11..].iter().all(|b| *b == 0));
+        assert!(arena.pending().is_empty());
     }
 
     #[test]
-    fn an_unshared_block_is_reused_in_place_and_large_reads_get_their_own() {
-        let pool = BlockPool::new(32, 4);
+    fn padding_never_shows_bytes_of_an_earlier_use_of_the_block() {
+        let pool = BlockPool::new(RUN_ALIGN, 2);
         let mut arena = Arena::new(pool.clone());
-        read_into(&mut arena, &[1u8; 30]);
-        drop(arena.split(28));
-        // Only the arena refers to the block now: the 2 pending bytes move
-        // to its start and the block is filled again.
-        read_into(&mut arena, &[2u8; 20]);
-        assert_eq!(arena.pending()[..2], [1, 1]);
-        assert_eq!(arena.pending()[2..], [2u8; 20]);
-        assert!(pool.lock().free.is_empty());
+        read_into(&mut arena, &[0xaa; RUN_ALIGN]);
+        drop(arena.split_run(RUN_ALIGN));
+        // The block is unshared again: it is reused from its start.
+        read_into(&mut arena, b"abc");
+        let run = arena.split_run(3);
+        assert_eq!(&run[..3], b"abc");
+        assert!(run[3..].iter().all(|b| *b == 0), "stale bytes in padding");
+        assert_eq!(pool.lock().alive, 1);
+    }
+
+    #[test]
+    fn a_shared_block_is_left_and_large_reads_get_their_own() {
+        let pool = BlockPool::new(1024, 4);
+        let mut arena = Arena::new(pool.clone());
+        read_into(&mut arena, &[1u8; 700]);
+        let first = arena.split_run(600);
+        // 100 bytes pending; 600 more do not fit after the run (1024 bytes)
+        // and the block is shared: another block, pending bytes first.
+        read_into(&mut arena, &[2u8; 600]);
+        assert_eq!(arena.pending()[..100], [1u8; 100]);
+        assert_eq!(arena.pending()[100..], [2u8; 600]);
+        assert_eq!(pool.lock().alive, 2);
+        assert!(first[..600].iter().all(|b| *b == 1));
+        drop(first);
+        assert_eq!(pool.lock().free.len(), 1, "the first block came back");
         // More than a block: a block of its own, not pooled afterwards.
         arena.clear_pending();
-        read_into(&mut arena, &[3u8; 100]);
-        let big = arena.split(100);
-        assert_eq!(&big[..], &[3u8; 100][..]);
+        read_into(&mut arena, &[3u8; 3000]);
+        let big = arena.split_run(3000);
+        assert!(aligned(&big));
+        assert_eq!(&big[..3000], &[3u8; 3000][..]);
         drop(big);
         drop(arena);
-        assert!(pool.lock().free.len() <= 1);
+        assert_eq!(pool.lock().alive, 0);
+        assert!(pool.lock().free.len() <= 2);
     }
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_castore::ChunkService;
 use cairn_castore::Digest;
 use cairn_castore::backends::{LocalStore, LocalStoreOptions};
+use cairn_castore::{ChunkRun, ChunkService};
 
 /// Deterministic pseudo-random chunks of 1 byte to 128 KiB.
 fn chunks(count: usize, seed: u64) -> Vec<(Digest, Bytes)> {
@@ -130,4 +130,78 @@ async fn batched_puts_store_each_chunk_once() {
     let mut expected: Vec<Digest> = unique.iter().map(|(d, _)| *d).collect();
     expected.sort();
     assert_eq!(listed, expected);
+}
+
+/// A run of `chunks` back to back in memory that starts at a multiple of
+/// 512 bytes and is padded to one (`shift` bytes later when not zero, so
+/// that the run is not aligned).
+fn run_of(chunks: &[(Digest, Bytes)], shift: usize) -> ChunkRun {
+    let total: usize = chunks.iter().map(|(_, d)| d.len()).sum();
+    let padded = total.next_multiple_of(512);
+    let mut memory = vec![0u8; padded + 1024];
+    let start = memory.as_ptr().align_offset(512) + shift;
+    let mut at = start;
+    for (_, data) in chunks {
+        memory[at..at + data.len()].copy_from_slice(data);
+        at += data.len();
+    }
+    let memory = Bytes::from(memory).slice(start..start + padded);
+    let lens = chunks
+        .iter()
+        .map(|(d, data)| (*d, data.len() as u32))
+        .collect();
+    ChunkRun::new(memory, lens).unwrap()
+}
+
+async fn runs_read_back(root: &Path) {
+    let store = LocalStore::open(root).unwrap();
+    let all = chunks(9, 0x7a11);
+    let runs = vec![
+        // New and aligned: written from the run's own memory.
+        run_of(&all[0..3], 0),
+        // Not aligned: copied.
+        run_of(&all[3..5], 1),
+        // One chunk of the first run again: only the other one is stored.
+        run_of(&[all[1].clone(), all[5].clone()], 0),
+        run_of(&all[6..9], 0),
+    ];
+    ChunkService::put_runs(&store, runs).await.unwrap();
+    for (digest, data) in &all {
+        let got = ChunkService::get(&store, digest).await.unwrap();
+        assert_eq!(got.as_ref(), Some(data), "chunk {digest}");
+    }
+    let unique_bytes: u64 = all.iter().map(|(_, d)| d.len() as u64).sum();
+    let on_disk = pack_bytes(root);
+    // Run padding (under 512 bytes a run) and write padding (under 4 KiB).
+    assert!(
+        on_disk >= unique_bytes && on_disk < unique_bytes + 8 * 1024,
+        "{on_disk} bytes in packs for {unique_bytes} bytes of chunks"
+    );
+    // Runs of chunks stored already add nothing.
+    ChunkService::put_runs(&store, vec![run_of(&all[0..3], 0), run_of(&all[6..9], 0)])
+        .await
+        .unwrap();
+    assert_eq!(pack_bytes(root), on_disk);
+    ChunkService::flush(&store).await.unwrap();
+    drop(store);
+    let store = LocalStore::open(root).unwrap();
+    for (digest, data) in &all {
+        let got = ChunkService::get(&store, digest).await.unwrap();
+        assert_eq!(got.as_ref(), Some(data), "chunk {digest} after reopening");
+    }
+    assert_eq!(ChunkService::list(&store).await.unwrap().len(), all.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_stored_whole_or_chunk_by_chunk_and_read_back_on_disk() {
+    let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
+    runs_read_back(tmp.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_stored_whole_or_chunk_by_chunk_and_read_back_on_tmpfs() {
+    let Ok(tmp) = tempfile::tempdir_in("/dev/shm") else {
+        panic!("/dev/shm is needed for this test");
+    };
+    runs_read_back(tmp.path()).await;
 }

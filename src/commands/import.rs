@@ -21,7 +21,9 @@ pub struct ImportArgs {
 }
 
 pub async fn run(location: &StoreLocation, args: ImportArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
     let store = location.open()?;
+    tracing::info!(elapsed = ?started.elapsed(), "import: store opened");
     let paths = args.paths.clone();
     let tree = tokio::task::spawn_blocking(move || scan(&paths)).await??;
     let mut options = ImportOptions::default();

@@ -60,7 +60,7 @@ use crate::Digest;
 use crate::directory::Directory;
 use crate::services::BackendError;
 use crate::services::blob::{BlobError, BlobService, ChunkMap};
-use crate::services::chunk::{ChunkError, ChunkService, verify_chunk};
+use crate::services::chunk::{ChunkError, ChunkRun, ChunkService, verify_chunk};
 use crate::services::directory::{DirectoryService, DirectoryServiceError, decode_stored};
 
 mod entry_cache;
@@ -455,22 +455,90 @@ impl LocalStore {
         }
         let appends: Vec<Append<'_>> = fresh
             .iter()
-            .map(|(digest, data, size, compressed)| Append {
+            .map(|(digest, data, size, compressed)| Append::Copy {
                 digest: *digest,
                 stored: compressed.as_deref().unwrap_or(data),
                 size: *size,
                 compressed: compressed.is_some(),
             })
             .collect();
-        let total = appends.iter().map(|a| a.stored.len()).sum();
-        let reserved = self.writer.reserve(total).await;
-        let (entries, acks) = self
-            .writer
-            .append(&appends, || self.new_pack(), reserved)
-            .map_err(be)?;
+        let (entries, acks) = self.append_pieces(&appends).await.map_err(be)?;
         drop(appends);
         drop(fresh);
         drop(chunks);
+        self.await_commits(entries, acks).await
+    }
+
+    /// Stores runs as an import hands them over: a run whose chunks are all
+    /// new here goes to the pack writer whole (written from the run's own
+    /// memory); the new chunks of any other run are copied in one by one.
+    async fn store_runs(&self, runs: Vec<ChunkRun>) -> Result<(), ChunkError> {
+        let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
+        let mut seen: std::collections::HashSet<Digest, BuildHasherDefault<DigestHasher>> =
+            Default::default();
+        let unknown: Vec<Digest> = runs
+            .iter()
+            .flat_map(ChunkRun::chunks)
+            .map(|(digest, _)| *digest)
+            .filter(|digest| !self.entries.contains(digest) && seen.insert(*digest))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        self.load_chunk_entries(&unknown).map_err(be)?;
+        let mut appends = Vec::with_capacity(runs.len());
+        for run in &runs {
+            // New here, and the first of its digest in this call.
+            let fresh: Vec<bool> = run
+                .chunks()
+                .iter()
+                .map(|(digest, _)| seen.remove(digest) && !self.entries.contains(digest))
+                .collect();
+            if fresh.iter().all(|f| *f) {
+                appends.push(Append::Run(run));
+                continue;
+            }
+            let mut at = 0;
+            for ((digest, size), fresh) in run.chunks().iter().zip(fresh) {
+                let end = at + *size as usize;
+                if fresh {
+                    appends.push(Append::Copy {
+                        digest: *digest,
+                        stored: &run.memory()[at..end],
+                        size: *size,
+                        compressed: false,
+                    });
+                }
+                at = end;
+            }
+        }
+        if appends.is_empty() {
+            return Ok(());
+        }
+        let (entries, acks) = self.append_pieces(&appends).await.map_err(be)?;
+        // The pack writer holds what it still needs of the runs.
+        drop(appends);
+        drop(runs);
+        self.await_commits(entries, acks).await
+    }
+
+    /// Hands `appends` to the pack writer once it has room for them.
+    async fn append_pieces(
+        &self,
+        appends: &[Append<'_>],
+    ) -> Result<(Vec<(Digest, ChunkEntry)>, pack_writer::Acks), LocalStoreError> {
+        let total = appends.iter().map(Append::stored_len).sum();
+        let reserved = self.writer.reserve(total).await;
+        self.writer.append(appends, || self.new_pack(), reserved)
+    }
+
+    /// Waits until the appended chunks are written and their entries
+    /// committed, then remembers the entries.
+    async fn await_commits(
+        &self,
+        entries: Vec<(Digest, ChunkEntry)>,
+        acks: pack_writer::Acks,
+    ) -> Result<(), ChunkError> {
         let mut failure = None;
         for done in acks {
             let result = match done.await {
@@ -482,7 +550,7 @@ impl LocalStore {
             }
         }
         if let Some(e) = failure {
-            return Err(be(e));
+            return Err(ChunkError::Backend(e.backend()));
         }
         // Only once committed: a failed commit must not leave a cached entry.
         self.entries.insert_all(&entries);
@@ -944,6 +1012,15 @@ impl ChunkService for LocalStore {
 
     async fn put_batch(&self, chunks: Vec<(Digest, Bytes)>) -> Result<(), ChunkError> {
         self.store_chunks(chunks).await
+    }
+
+    async fn put_runs(&self, runs: Vec<ChunkRun>) -> Result<(), ChunkError> {
+        if self.options.compress {
+            // Compressed chunks are new bytes: nothing to write as it is.
+            let chunks = runs.into_iter().flat_map(ChunkRun::into_chunks).collect();
+            return self.store_chunks(chunks).await;
+        }
+        self.store_runs(runs).await
     }
 
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, ChunkError> {

@@ -29,6 +29,53 @@ pub fn verify_chunk(digest: &Digest, data: &[u8]) -> Result<(), ChunkError> {
     }
 }
 
+/// Chunks that lie back to back at the start of one buffer, as an importer
+/// cuts them from what it read. The buffer may go on past the last chunk
+/// (padding, which is not part of any chunk): an importer hands out runs
+/// aligned and padded so that a backend can write one straight to disk.
+#[derive(Debug, Clone)]
+pub struct ChunkRun {
+    memory: Bytes,
+    chunks: Vec<(Digest, u32)>,
+}
+
+impl ChunkRun {
+    /// A run of `chunks` (digest and length, in order) at the start of
+    /// `memory`; `None` if they do not fit in it.
+    pub fn new(memory: Bytes, chunks: Vec<(Digest, u32)>) -> Option<ChunkRun> {
+        let total: u64 = chunks.iter().map(|(_, len)| u64::from(*len)).sum();
+        (total <= memory.len() as u64).then_some(ChunkRun { memory, chunks })
+    }
+
+    /// The whole buffer, padding included.
+    pub fn memory(&self) -> &Bytes {
+        &self.memory
+    }
+
+    /// The chunks' digests and lengths, in order.
+    pub fn chunks(&self) -> &[(Digest, u32)] {
+        &self.chunks
+    }
+
+    /// Bytes of the chunks, padding excluded.
+    pub fn data_len(&self) -> usize {
+        self.chunks.iter().map(|(_, len)| *len as usize).sum()
+    }
+
+    /// Each chunk as a slice of the buffer.
+    pub fn into_chunks(self) -> Vec<(Digest, Bytes)> {
+        let mut at = 0;
+        self.chunks
+            .into_iter()
+            .map(|(digest, len)| {
+                let data = self.memory.slice(at..at + len as usize);
+                at += len as usize;
+                (digest, data)
+            })
+            .collect()
+    }
+}
+
 /// Chunks by digest. Every chunk a backend returns has been verified against
 /// its digest; a mismatch is [`ChunkError::Corrupt`], never bytes.
 #[async_trait]
@@ -55,6 +102,14 @@ pub trait ChunkService: Send + Sync + 'static {
             .into_iter()
             .collect::<Result<Vec<()>, _>>()
             .map(|_| ())
+    }
+
+    /// Stores the chunks of `runs`, as [`ChunkService::put_batch`] of each
+    /// would. Backends that can write a run's buffer as it is (the local
+    /// store, straight to a pack) override it.
+    async fn put_runs(&self, runs: Vec<ChunkRun>) -> Result<(), ChunkError> {
+        let chunks = runs.into_iter().flat_map(ChunkRun::into_chunks).collect();
+        self.put_batch(chunks).await
     }
 
     /// The chunk's length if the store has it.

@@ -1,32 +1,38 @@
 //! Appending chunk bytes to this process's pack files.
 //!
-//! A put copies its bytes into a gathering buffer and waits. One writer
-//! thread per store writes whatever has gathered while its previous write
-//! ran, in one write, then hands the chunks' index entries to the committer,
-//! which acknowledges the puts once their entries are committed. Under load
-//! thousands of small writes become a few large ones; a lone put is written
-//! at once.
+//! A put hands its bytes to a gathering batch and waits. One writer thread
+//! per store writes whatever has gathered while its previous write ran, in
+//! one vectored write, then hands the chunks' index entries to the
+//! committer, which acknowledges the puts once their entries are committed.
+//! Under load thousands of small writes become a few large ones; a lone put
+//! is written at once.
 //!
 //! Where the filesystem allows, packs are written with `O_DIRECT`: bytes go
-//! from the buffer to the disk without a copy into the page cache (that copy,
+//! from memory to the disk without a copy into the page cache (that copy,
 //! into freshly allocated page-cache pages, was the largest single cost of an
-//! import on this project's benchmark). Direct writes need aligned offsets and
-//! lengths, so each write is padded with zeros to a multiple of 4 KiB and the
-//! next one starts after the padding. No byte of a pack is written twice, so a
+//! import on this project's benchmark). A run of chunks as an import reads
+//! it ([`crate::ChunkRun`], aligned and padded to [`SEGMENT_ALIGN`]) is
+//! written from the import's own read buffer, without being copied at all;
+//! other chunks are copied into the batch's aligned buffer. In a pack, a run
+//! starts at a multiple of [`SEGMENT_ALIGN`] and its padding follows it.
+//! Each write is padded with zeros to a multiple of 4 KiB and the next one
+//! starts after the padding. No byte of a pack is written twice, so a
 //! reader's memory map never holds a page that a later write changes.
-//! Filesystems that refuse `O_DIRECT` get ordinary writes, unpadded, with
-//! writeback started as they go.
+//! Filesystems that refuse `O_DIRECT` get ordinary writes of the same
+//! bytes, with writeback started as they go.
 //!
 //! Bytes gathered or queued but not yet written are bounded
 //! ([`QUEUE_LIMIT`]): a put first reserves room for its bytes, waiting
 //! (asynchronously) while the disk catches up, and the writer gives the room
-//! back once a buffer is written. So the written buffers can be kept for
-//! reuse ([`SPARE_BUFFERS`]) and no fresh memory is faulted in for each
-//! buffer; they are let go once the writer has been idle for a while.
+//! back once a batch is written. The written batches' buffers are kept for
+//! reuse ([`SPARE_BUFFERS`]), so no fresh memory is faulted in for each;
+//! they are let go once the writer has been idle for a while.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::io::IoSlice;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -36,10 +42,19 @@ use tokio::sync::{Semaphore, oneshot};
 use super::{
     Ack, ChunkEntry, Failure, IndexWrite, LocalStoreError, PACK_LIMIT, lock, start_writeback,
 };
-use crate::Digest;
+use crate::{ChunkRun, Digest};
 
-/// Alignment of direct writes: offsets, lengths and memory.
+/// Where each write starts in a pack, and what it is padded to: a page, so
+/// that no page of a pack is written by two writes.
 const ALIGN: usize = 4096;
+/// Alignment of each piece of a direct write, in memory and in the pack:
+/// a sector. Runs not aligned to it are copied.
+pub(super) const SEGMENT_ALIGN: usize = crate::read_blocks::RUN_ALIGN;
+/// A batch's buffer starts this large and doubles as copies need: runs
+/// written from their own memory leave it nearly empty.
+const MIN_BUFFER: usize = 64 << 10;
+/// Most pieces one `pwritev` takes (Linux's `IOV_MAX`).
+const MAX_IOVECS: usize = 1024;
 /// A gathering buffer is queued for writing once it holds this much.
 const GATHER_LIMIT: usize = 4 << 20;
 /// Bytes gathered or queued for writing at most (see the module comment).
@@ -95,10 +110,12 @@ impl PackOut {
         self.direct.load(Ordering::Relaxed)
     }
 
-    /// Writes `buf` at `start`, which is aligned when the pack is direct.
-    fn write(&self, buf: &mut AlignedBuf, start: u64) -> std::io::Result<()> {
+    /// Writes `batch`'s segments at its start, which is aligned when the
+    /// pack is direct; a direct write is first padded to [`ALIGN`].
+    fn write(&self, batch: &mut Batch) -> std::io::Result<()> {
         if self.is_direct() {
-            match self.file.write_all_at(buf.padded(), start) {
+            batch.pad_to(ALIGN);
+            match write_all_at(&self.file, &batch.io_slices(), batch.start) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                     tracing::debug!(pack = self.id, error = %e, "direct write refused");
@@ -107,29 +124,172 @@ impl PackOut {
                 Err(e) => return Err(e),
             }
         }
-        self.buffered.write_all_at(buf.as_slice(), start)?;
-        start_writeback(&self.buffered, start, buf.len() as u64);
+        write_all_at(&self.buffered, &batch.io_slices(), batch.start)?;
+        start_writeback(&self.buffered, batch.start, batch.len as u64);
         Ok(())
     }
+}
+
+/// Writes every byte of `slices` to `file` at `offset`, [`MAX_IOVECS`]
+/// slices per call.
+fn write_all_at(file: &File, slices: &[IoSlice<'_>], mut offset: u64) -> std::io::Result<()> {
+    let mut owned: Vec<IoSlice<'_>> = slices.to_vec();
+    let mut rest: &mut [IoSlice<'_>] = &mut owned;
+    IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        let count = rest.len().min(MAX_IOVECS);
+        let at = libc::off_t::try_from(offset)
+            .map_err(|_| std::io::Error::other("pack offset out of range"))?;
+        // SAFETY: IoSlice is ABI-compatible with iovec; the first `count`
+        // slices are valid for reads for the duration of the call.
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                rest.as_ptr().cast::<libc::iovec>(),
+                count as libc::c_int,
+                at,
+            )
+        };
+        if written < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        offset += written as u64;
+        IoSlice::advance_slices(&mut rest, written as usize);
+    }
+    Ok(())
 }
 
 /// Bytes gathered for one write, with the index entries they carry.
 struct Batch {
     pack: Arc<PackOut>,
     start: u64,
+    /// The pieces of the write, in pack order.
+    segments: Vec<Segment>,
+    /// Bytes the segments take in the pack.
+    len: usize,
+    /// Where copied bytes go.
     buf: AlignedBuf,
     entries: Vec<(IndexWrite, Ack)>,
     /// Room reserved by the puts whose bytes are here, given back once written.
     reserved: usize,
 }
 
-/// One chunk to append: its digest, the bytes to store, and its index
-/// entry's other fields.
-pub(super) struct Append<'a> {
-    pub digest: Digest,
-    pub stored: &'a [u8],
-    pub size: u32,
-    pub compressed: bool,
+/// A piece of a batch.
+enum Segment {
+    /// `len` bytes of the batch's buffer from `at` (a multiple of
+    /// [`SEGMENT_ALIGN`]).
+    Copied { at: usize, len: usize },
+    /// A run's memory, written as it is: aligned, and a multiple of
+    /// [`SEGMENT_ALIGN`] long.
+    Borrowed(bytes::Bytes),
+}
+
+impl Batch {
+    fn new(pack: Arc<PackOut>, start: u64, buf: AlignedBuf) -> Batch {
+        Batch {
+            pack,
+            start,
+            segments: Vec::new(),
+            len: 0,
+            buf,
+            entries: Vec::new(),
+            reserved: 0,
+        }
+    }
+
+    /// Copies `data` in; returns its offset in the pack.
+    fn push_copy(&mut self, data: &[u8]) -> u64 {
+        let offset = self.start + self.len as u64;
+        match self.segments.last_mut() {
+            Some(Segment::Copied { len, .. }) => *len += data.len(),
+            _ => self.segments.push(Segment::Copied {
+                at: self.buf.len(),
+                len: data.len(),
+            }),
+        }
+        self.buf.extend(data);
+        self.len += data.len();
+        offset
+    }
+
+    /// Takes `memory` (aligned, a multiple of [`SEGMENT_ALIGN`] long) to
+    /// write as it is; returns its offset in the pack.
+    fn push_borrowed(&mut self, memory: bytes::Bytes) -> u64 {
+        self.pad_to(SEGMENT_ALIGN);
+        let offset = self.start + self.len as u64;
+        self.len += memory.len();
+        self.segments.push(Segment::Borrowed(memory));
+        offset
+    }
+
+    /// Zeros after the last segment up to a multiple of `align` bytes.
+    fn pad_to(&mut self, align: usize) {
+        let pad = self.len.next_multiple_of(align) - self.len;
+        if pad == 0 {
+            return;
+        }
+        match self.segments.last_mut() {
+            Some(Segment::Copied { len, .. }) => *len += pad,
+            _ => self.segments.push(Segment::Copied {
+                at: self.buf.len(),
+                len: pad,
+            }),
+        }
+        self.buf.extend_zeros(pad);
+        self.len += pad;
+    }
+
+    fn io_slices(&self) -> Vec<IoSlice<'_>> {
+        let copied = self.buf.as_slice();
+        self.segments
+            .iter()
+            .map(|segment| match segment {
+                Segment::Copied { at, len } => IoSlice::new(&copied[*at..*at + *len]),
+                Segment::Borrowed(memory) => IoSlice::new(memory),
+            })
+            .collect()
+    }
+
+    /// Whether `memory` can be written as it is.
+    fn can_borrow(memory: &[u8]) -> bool {
+        (memory.as_ptr() as usize).is_multiple_of(SEGMENT_ALIGN)
+            && memory.len().is_multiple_of(SEGMENT_ALIGN)
+    }
+}
+
+/// One piece to append.
+pub(super) enum Append<'a> {
+    /// A chunk whose stored bytes are copied in, and its index entry's
+    /// other fields.
+    Copy {
+        digest: Digest,
+        stored: &'a [u8],
+        size: u32,
+        compressed: bool,
+    },
+    /// A run of raw chunks, written from its own memory when that is
+    /// aligned (else copied).
+    Run(&'a ChunkRun),
+}
+
+impl Append<'_> {
+    /// Bytes it takes in a pack.
+    pub(super) fn stored_len(&self) -> usize {
+        match self {
+            Append::Copy { stored, .. } => stored.len(),
+            Append::Run(run) if Batch::can_borrow(run.memory()) => {
+                run.memory().len() + SEGMENT_ALIGN
+            }
+            Append::Run(run) => run.data_len(),
+        }
+    }
 }
 
 /// Acknowledgements of appended chunks: each answers once its part of the
@@ -218,24 +378,24 @@ impl PackWriter {
         }
     }
 
-    /// Appends `chunks` to the current pack (a new one from `new_pack` when
+    /// Appends `pieces` to the current pack (a new one from `new_pack` when
     /// there is none or it is full), `reserved` being the room
     /// [`PackWriter::reserve`] returned for them. Returns the chunks' index
     /// entries and receivers that answer once the bytes are written and the
     /// entries committed.
     pub(super) fn append(
         &self,
-        chunks: &[Append<'_>],
+        pieces: &[Append<'_>],
         mut new_pack: impl FnMut() -> Result<PackOut, LocalStoreError>,
         reserved: usize,
     ) -> Result<(Vec<(Digest, ChunkEntry)>, Acks), LocalStoreError> {
-        let mut entries = Vec::with_capacity(chunks.len());
+        let mut entries = Vec::with_capacity(pieces.len());
         let mut acks = Vec::new();
         let mut unplaced = reserved;
-        let mut rest = chunks;
+        let mut rest = pieces;
         while !rest.is_empty() {
             // One step under the lock: up to APPEND_STEP bytes (at least
-            // one chunk), all in one gathering buffer.
+            // one piece), all in one gathering batch.
             let mut state = lock(&self.shared.state);
             if state.closed {
                 drop(state);
@@ -244,8 +404,8 @@ impl PackWriter {
             }
             let mut step_entries = Vec::new();
             let mut step_bytes = 0usize;
-            while let Some(chunk) = rest.first() {
-                let len = chunk.stored.len();
+            while let Some(piece) = rest.first() {
+                let len = piece.stored_len();
                 if !step_entries.is_empty() && step_bytes + len > APPEND_STEP {
                     break;
                 }
@@ -256,9 +416,9 @@ impl PackWriter {
                 let over = state
                     .gathering
                     .as_ref()
-                    .is_some_and(|b| !b.buf.is_empty() && b.buf.len() + len > GATHER_LIMIT);
+                    .is_some_and(|b| b.len > 0 && b.len + len > GATHER_LIMIT);
                 if (full || over) && !step_entries.is_empty() {
-                    // The step's entries belong to the buffer being cut.
+                    // The step's entries belong to the batch being cut.
                     break;
                 }
                 if full {
@@ -279,30 +439,56 @@ impl PackWriter {
                 };
                 if state.gathering.is_none() {
                     let buf = state.spare.pop().unwrap_or_default();
-                    state.gathering = Some(Batch {
-                        pack: pack.clone(),
-                        start: end,
-                        buf,
-                        entries: Vec::new(),
-                        reserved: 0,
-                    });
+                    state.gathering = Some(Batch::new(pack.clone(), end, buf));
                 }
                 let Some(batch) = state.gathering.as_mut() else {
                     return Err(LocalStoreError::CommitterGone);
                 };
-                let offset = batch.start + batch.buf.len() as u64;
-                batch.buf.extend(chunk.stored);
-                let entry = ChunkEntry {
-                    pack: pack.id,
-                    offset,
-                    stored_len: len as u32,
-                    size: chunk.size,
-                    compressed: chunk.compressed,
-                };
-                step_entries.push((chunk.digest, entry));
-                step_bytes += len;
-                if let Some((_, end)) = &mut state.pack {
-                    *end = offset + len as u64;
+                let before = batch.len;
+                match piece {
+                    Append::Copy {
+                        digest,
+                        stored,
+                        size,
+                        compressed,
+                    } => {
+                        let offset = batch.push_copy(stored);
+                        step_entries.push((
+                            *digest,
+                            ChunkEntry {
+                                pack: pack.id,
+                                offset,
+                                stored_len: stored.len() as u32,
+                                size: *size,
+                                compressed: *compressed,
+                            },
+                        ));
+                    }
+                    Append::Run(run) => {
+                        let mut offset = if Batch::can_borrow(run.memory()) {
+                            batch.push_borrowed(run.memory().clone())
+                        } else {
+                            batch.push_copy(&run.memory()[..run.data_len()])
+                        };
+                        for (digest, size) in run.chunks() {
+                            step_entries.push((
+                                *digest,
+                                ChunkEntry {
+                                    pack: pack.id,
+                                    offset,
+                                    stored_len: *size,
+                                    size: *size,
+                                    compressed: false,
+                                },
+                            ));
+                            offset += u64::from(*size);
+                        }
+                    }
+                }
+                let end = batch.start + batch.len as u64;
+                step_bytes += batch.len - before;
+                if let Some((_, pack_end)) = &mut state.pack {
+                    *pack_end = end;
                 }
                 rest = &rest[1..];
             }
@@ -393,9 +579,14 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
             "pack_write",
             pack = batch.pack.id,
             start = batch.start,
-            len = batch.buf.len()
+            len = batch.len,
+            segments = batch.segments.len()
         );
-        let written = span.in_scope(|| batch.pack.write(&mut batch.buf, batch.start));
+        let pack = batch.pack.clone();
+        let written = span.in_scope(|| pack.write(&mut batch));
+        // Borrowed memory goes back to its owner (an import's read blocks)
+        // as soon as it is on disk.
+        batch.segments.clear();
         // The room goes back before the entries go on, so that a committer
         // receiving the last entries sees a writer with nothing left.
         shared.room.add_permits(std::mem::take(&mut batch.reserved));
@@ -450,10 +641,6 @@ impl AlignedBuf {
         self.len
     }
 
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     fn clear(&mut self) {
         self.len = 0;
     }
@@ -469,7 +656,7 @@ impl AlignedBuf {
     fn extend(&mut self, data: &[u8]) {
         let needed = (self.len + data.len()).next_multiple_of(ALIGN);
         if needed > self.capacity() {
-            self.grow(needed.max(GATHER_LIMIT).max(self.capacity() * 2));
+            self.grow(needed.max(MIN_BUFFER).max(self.capacity() * 2));
         }
         let at = self.offset + self.len;
         self.storage[at..at + data.len()].copy_from_slice(data);
@@ -484,12 +671,15 @@ impl AlignedBuf {
         self.offset = offset;
     }
 
-    /// The contents zero-padded to a multiple of [`ALIGN`].
-    fn padded(&mut self) -> &[u8] {
-        let end = self.len.next_multiple_of(ALIGN);
-        let start = self.offset;
-        self.storage[start + self.len..start + end].fill(0);
-        &self.storage[start..start + end]
+    /// Appends `n` zero bytes.
+    fn extend_zeros(&mut self, n: usize) {
+        let needed = (self.len + n).next_multiple_of(ALIGN);
+        if needed > self.capacity() {
+            self.grow(needed.max(MIN_BUFFER).max(self.capacity() * 2));
+        }
+        let at = self.offset + self.len;
+        self.storage[at..at + n].fill(0);
+        self.len += n;
     }
 }
 
@@ -507,8 +697,8 @@ mod tests {
         assert_eq!(buf.len(), GATHER_LIMIT + 15);
         assert_eq!(&buf.as_slice()[..10], &[1u8; 10]);
         assert!(buf.as_slice()[10..].iter().all(|b| *b == 2));
-        let padded = buf.padded();
-        assert_eq!(padded.len(), (GATHER_LIMIT + 15).next_multiple_of(ALIGN));
-        assert!(padded[GATHER_LIMIT + 15..].iter().all(|b| *b == 0));
+        buf.extend_zeros(ALIGN - 15);
+        assert_eq!(buf.len(), GATHER_LIMIT + ALIGN);
+        assert!(buf.as_slice()[GATHER_LIMIT + 15..].iter().all(|b| *b == 0));
     }
 }
