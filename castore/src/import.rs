@@ -803,39 +803,48 @@ pub async fn import_scanned(
             levels[*depth].push(i);
         }
     }
-    // Bottom-up, deepest level first: every child before its parent.
+    // Bottom-up, deepest level first: every child before its parent. The
+    // directories of one level are built in parallel.
     let mut dirs = Vec::with_capacity(levels.iter().map(Vec::len).sum());
     for level in levels.iter().rev() {
-        for &i in level {
-            let Scanned::Dir { path, children, .. } = &tree.nodes[i] else {
-                continue;
-            };
-            let entries = children
-                .iter()
-                .map(|(name, c)| {
-                    (
-                        name.clone(),
-                        nodes[*c].clone().ok_or(ImportError::Cancelled),
-                    )
-                })
-                .map(|(n, r)| r.map(|node| (n, node)))
-                .collect::<Result<Vec<_>, _>>()?;
-            let dir = Directory::from_entries(entries).map_err(|e| ImportError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?;
-            nodes[i] = Some(dir.node());
+        let built = level
+            .par_iter()
+            .filter_map(|&i| match &tree.nodes[i] {
+                Scanned::Dir { path, children, .. } => Some((i, path, children)),
+                _ => None,
+            })
+            .map(|(i, path, children)| {
+                let entries = children
+                    .iter()
+                    .map(|(name, c)| {
+                        nodes[*c]
+                            .clone()
+                            .map(|node| (name.clone(), node))
+                            .ok_or(ImportError::Cancelled)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let dir = Directory::from_entries(entries).map_err(|e| ImportError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+                Ok((i, dir.node(), dir))
+            })
+            .collect::<Result<Vec<_>, ImportError>>()?;
+        for (i, node, dir) in built {
+            nodes[i] = Some(node);
             dirs.push(dir);
         }
     }
     tracing::info!(elapsed = ?started.elapsed(), directories = dirs.len(), "import: directories built");
+    // The packs are synced while the directories are committed; the sync
+    // after them makes the directories durable too.
+    let blobs = store.blobs.clone();
+    let chunks_synced = tokio::spawn(async move { blobs.chunks().flush().await });
     store.directories.put_tree(&dirs).await?;
     tracing::info!(elapsed = ?started.elapsed(), "import: directories stored");
-    store
-        .blobs
-        .chunks()
-        .flush()
+    chunks_synced
         .await
+        .map_err(|_| ImportError::Cancelled)?
         .map_err(|e| ImportError::Blob {
             path: PathBuf::from("<store>"),
             source: e.into(),
