@@ -6,8 +6,9 @@
 //! 2. Blobs: files are read, chunked and hashed on all cores (rayon); chunks
 //!    are stored in batches by tokio tasks, bounded by bytes in flight. Files
 //!    are read into large pooled blocks ([`crate::read_blocks`]), small ones
-//!    back to back with one read each, and chunks go to the store as slices
-//!    of those blocks, not copies.
+//!    one after another with one read each, and the chunks of each read go
+//!    to the store as one aligned run of the block
+//!    ([`crate::ChunkService::put_runs`]), not as copies.
 //! 3. Directories: once every blob is stored, the whole tree bottom-up in
 //!    one [`crate::DirectoryService::put_tree`] (one index transaction in
 //!    the local store).

@@ -5,7 +5,8 @@
 //! ```text
 //! index.sqlite        chunk index, chunk maps, directories (SQLite, WAL)
 //! packs/<id>.pack     chunk data, appended; a chunk is raw or zstd bytes;
-//!                     zero padding to 4 KiB follows each direct write
+//!                     an import's runs of chunks start at multiples of 512
+//!                     bytes; zero padding to 4 KiB follows each direct write
 //! ```
 //!
 //! Crash safety: chunk bytes are written to a pack first; only then is the
@@ -33,9 +34,11 @@
 //! attempt on incompressible data. Both kinds of chunk are read either way.
 //!
 //! Chunk bytes reach the packs through one writer thread per store
-//! ([`pack_writer`]): puts gather in a buffer while the previous write runs,
-//! and each gathered buffer goes to disk in one write, with `O_DIRECT` where
-//! the filesystem allows (no copy into the page cache). Ordinary writes start
+//! ([`pack_writer`]): puts gather while the previous write runs, and what
+//! has gathered goes to disk in one write, with `O_DIRECT` where the
+//! filesystem allows (no copy into the page cache). An import's runs of new
+//! chunks ([`ChunkService::put_runs`]) are written from the import's read
+//! blocks as they are; other puts are copied into the write's buffer. Ordinary writes start
 //! writeback as they go (`sync_file_range`), so the sync that ends an import
 //! finds most data already on disk.
 

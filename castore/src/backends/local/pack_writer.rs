@@ -135,7 +135,6 @@ impl PackOut {
 fn write_all_at(file: &File, slices: &[IoSlice<'_>], mut offset: u64) -> std::io::Result<()> {
     let mut owned: Vec<IoSlice<'_>> = slices.to_vec();
     let mut rest: &mut [IoSlice<'_>] = &mut owned;
-    IoSlice::advance_slices(&mut rest, 0);
     while !rest.is_empty() {
         let count = rest.len().min(MAX_IOVECS);
         let at = libc::off_t::try_from(offset)
