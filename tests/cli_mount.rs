@@ -288,3 +288,74 @@ fn mount_t_fuse_cairn_and_fstab() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("frobnicate"));
     assert!(!is_mounted(&mountpoint));
 }
+
+/// Without CAP_SYS_ADMIN (here: root of a user namespace of its own) the
+/// kernel offers passthrough at INIT but refuses to register a backing
+/// file. The mount then reads every file through FUSE, the one that has a
+/// whole-file copy included, and says so once.
+#[test]
+fn a_refused_passthrough_backing_file_falls_back_to_fuse_reads() {
+    if !can_mount() {
+        eprintln!("skipped: needs root and /dev/fuse");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, tree, mountpoint) = (
+        tmp.path().join("store"),
+        tmp.path().join("tree"),
+        tmp.path().join("mnt"),
+    );
+    make_tree(&tree);
+    std::fs::create_dir(&mountpoint).unwrap();
+    let base = add(&store, &tree);
+    let log = tmp.path().join("mount.log");
+    let big = mountpoint.join(&base).join("share/big.bin");
+    // In the namespace: mount, read the large file until the mount has
+    // tried (and failed) to open it in passthrough mode, twice more after
+    // that, then stop the mount.
+    let script = r#"
+        CAIRN_LOG=cairn_fs=debug "$0" --store-dir "$1" mount "$2" 2>"$3" &
+        pid=$!
+        i=0
+        until mountpoint -q "$2"; do
+            i=$((i + 1)); [ $i -lt 600 ] || { echo "no mount"; exit 1; }; sleep 0.05
+        done
+        i=0
+        until grep -q "refused a passthrough backing file" "$3"; do
+            cmp "$4" "$5" || exit 1
+            i=$((i + 1)); [ $i -lt 100 ] || { echo "no passthrough attempt"; exit 1; }
+            sleep 0.1
+        done
+        cmp "$4" "$5" && cmp "$4" "$5" || exit 1
+        kill -TERM $pid
+        wait $pid
+    "#;
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", script])
+        .arg(bin())
+        .arg(&store)
+        .arg(&mountpoint)
+        .arg(&log)
+        .arg(&big)
+        .arg(tree.join("share/big.bin"))
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(&log).unwrap_or_default();
+    if log.contains("the kernel offers no FUSE passthrough") {
+        eprintln!("skipped: this kernel has no FUSE passthrough");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "{}{}\n{log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        log.matches("refused a passthrough backing file").count(),
+        1,
+        "{log}"
+    );
+    // The copy that could not be used was written before the refusal.
+    assert!(store.join("whole-files").read_dir().unwrap().count() > 0);
+}
