@@ -505,4 +505,81 @@ mod tests {
         assert_eq!(pool.lock().alive, 0);
         assert!(pool.lock().free.len() <= 2);
     }
+
+    /// What a reader does next, for the property test below.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Read this many bytes (of a value that changes every read).
+        Read(usize),
+        /// Hand out this share (in 1/8ths, rounded down) of the pending bytes.
+        Split(u8),
+        /// Drop the run handed out this many runs ago (if still held).
+        Drop(usize),
+        ClearPending,
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (1usize..3000).prop_map(Step::Read),
+            (0u8..=8).prop_map(Step::Split),
+            (0usize..6).prop_map(Step::Drop),
+            Just(Step::ClearPending),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever a reader does, every run it has handed out keeps its
+        /// bytes, a run split right after a read starts aligned and is
+        /// padded, and the pending bytes are those read and not yet handed
+        /// out.
+        #[test]
+        fn runs_keep_their_bytes_whatever_the_reader_does(
+            steps in proptest::collection::vec(step(), 1..60)
+        ) {
+            // Enough blocks that no step waits for one.
+            let pool = BlockPool::new(4096, 64);
+            let mut arena = Arena::new(pool.clone());
+            let mut pending: Vec<u8> = Vec::new();
+            let mut held: Vec<(Bytes, Vec<u8>)> = Vec::new();
+            let mut value = 0u8;
+            let mut after_read = false;
+            for step in steps {
+                match step {
+                    Step::Read(n) => {
+                        value = value.wrapping_add(1);
+                        let data: Vec<u8> =
+                            (0..n).map(|i| value ^ (i as u8).wrapping_mul(31)).collect();
+                        read_into(&mut arena, &data);
+                        pending.extend_from_slice(&data);
+                        after_read = true;
+                    }
+                    Step::Split(eighths) => {
+                        let len = pending.len() * usize::from(eighths) / 8;
+                        let run = arena.split_run(len);
+                        if len > 0 {
+                            proptest::prop_assert!(aligned(&run) || !after_read);
+                            after_read = false;
+                            proptest::prop_assert_eq!(&run[..len], &pending[..len]);
+                            held.push((run, pending[..len].to_vec()));
+                            pending.drain(..len);
+                        }
+                    }
+                    Step::Drop(back) => {
+                        if back < held.len() {
+                            held.remove(held.len() - 1 - back);
+                        }
+                    }
+                    Step::ClearPending => {
+                        arena.clear_pending();
+                        pending.clear();
+                    }
+                }
+                proptest::prop_assert_eq!(arena.pending(), &pending[..]);
+                for (run, bytes) in &held {
+                    proptest::prop_assert_eq!(&run[..bytes.len()], &bytes[..]);
+                }
+            }
+        }
+    }
 }
