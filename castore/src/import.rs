@@ -528,8 +528,8 @@ fn open_in_parent(path: &Path) -> std::io::Result<File> {
     })
 }
 
-/// Reads, chunks and hashes one file, handing its chunks to `sink` as
-/// slices of the arena's blocks.
+/// Reads, chunks and hashes one file, handing the chunks of each read to
+/// `sink` as one run of the arena's block.
 fn ingest_file(
     sink: &ChunkSink,
     arena: &mut Arena,
@@ -610,19 +610,22 @@ fn ingest_file(
             );
         }
         let mut start = 0;
-        let mut run = Vec::with_capacity(cuts.len());
+        let first = chunks.len();
         for (end, digest) in cuts.iter().zip(&digests) {
-            let size = (end - start) as u32;
             chunks.push(ChunkRef {
                 digest: *digest,
-                size,
+                size: (end - start) as u32,
             });
-            run.push((*digest, size));
             start = *end;
         }
         if start > 0 {
             // The step's chunks lie back to back: one run of the block.
-            let run = ChunkRun::new(arena.split_run(start), run).ok_or(ImportError::Cancelled)?;
+            let run = ChunkRun::new(arena.split_run(start), chunks[first..].to_vec()).ok_or_else(
+                || ImportError::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other("chunks cut past the bytes read"),
+                },
+            )?;
             sink.put_run(run);
         }
         if at_end {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use cairn_castore::Digest;
 use cairn_castore::backends::{LocalStore, LocalStoreOptions};
-use cairn_castore::{ChunkRun, ChunkService};
+use cairn_castore::{ChunkRef, ChunkRun, ChunkService};
 
 /// Deterministic pseudo-random chunks of 1 byte to 128 KiB.
 fn chunks(count: usize, seed: u64) -> Vec<(Digest, Bytes)> {
@@ -146,11 +146,14 @@ fn run_of(chunks: &[(Digest, Bytes)], shift: usize) -> ChunkRun {
         at += data.len();
     }
     let memory = Bytes::from(memory).slice(start..start + padded);
-    let lens = chunks
+    let refs = chunks
         .iter()
-        .map(|(d, data)| (*d, data.len() as u32))
+        .map(|(digest, data)| ChunkRef {
+            digest: *digest,
+            size: data.len() as u32,
+        })
         .collect();
-    ChunkRun::new(memory, lens).unwrap()
+    ChunkRun::new(memory, refs).unwrap()
 }
 
 async fn runs_read_back(root: &Path) {

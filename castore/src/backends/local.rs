@@ -38,11 +38,11 @@
 //! has gathered goes to disk in one write, with `O_DIRECT` where the
 //! filesystem allows (no copy into the page cache). An import's runs of new
 //! chunks ([`ChunkService::put_runs`]) are written from the import's read
-//! blocks as they are; other puts are copied into the write's buffer. Ordinary writes start
-//! writeback as they go (`sync_file_range`), so the sync that ends an import
-//! finds most data already on disk.
+//! blocks as they are; other puts are copied into the write's buffer.
+//! Ordinary writes start writeback as they go (`sync_file_range`), so the
+//! sync that ends an import finds most data already on disk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasherDefault;
 use std::os::unix::fs::FileExt;
@@ -427,21 +427,15 @@ impl LocalStore {
     /// let go as soon as they are copied to the writer, before that wait.
     async fn store_chunks(&self, chunks: Vec<(Digest, Bytes)>) -> Result<(), ChunkError> {
         let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
-        // The chunks to look up: unknown here, each digest once.
-        let mut seen: std::collections::HashSet<Digest, BuildHasherDefault<DigestHasher>> =
-            Default::default();
-        let unknown: Vec<Digest> = chunks
-            .iter()
-            .map(|(digest, _)| *digest)
-            .filter(|digest| !self.entries.contains(digest) && seen.insert(*digest))
-            .collect();
-        if unknown.is_empty() {
+        let mut new = self
+            .not_stored(chunks.iter().map(|(digest, _)| digest))
+            .map_err(be)?;
+        if new.is_empty() {
             return Ok(());
         }
-        self.load_chunk_entries(&unknown).map_err(be)?;
-        let mut fresh = Vec::with_capacity(unknown.len());
+        let mut fresh = Vec::with_capacity(new.len());
         for (digest, data) in &chunks {
-            if seen.remove(digest) && !self.entries.contains(digest) {
+            if new.remove(digest) {
                 let size = u32::try_from(data.len()).map_err(|_| {
                     be(LocalStoreError::Decompress(
                         *digest,
@@ -477,38 +471,28 @@ impl LocalStore {
     /// memory); the new chunks of any other run are copied in one by one.
     async fn store_runs(&self, runs: Vec<ChunkRun>) -> Result<(), ChunkError> {
         let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
-        let mut seen: std::collections::HashSet<Digest, BuildHasherDefault<DigestHasher>> =
-            Default::default();
-        let unknown: Vec<Digest> = runs
-            .iter()
-            .flat_map(ChunkRun::chunks)
-            .map(|(digest, _)| *digest)
-            .filter(|digest| !self.entries.contains(digest) && seen.insert(*digest))
-            .collect();
-        if unknown.is_empty() {
+        let mut new = self
+            .not_stored(runs.iter().flat_map(ChunkRun::chunks).map(|c| &c.digest))
+            .map_err(be)?;
+        if new.is_empty() {
             return Ok(());
         }
-        self.load_chunk_entries(&unknown).map_err(be)?;
         let mut appends = Vec::with_capacity(runs.len());
         for run in &runs {
-            // New here, and the first of its digest in this call.
-            let fresh: Vec<bool> = run
-                .chunks()
-                .iter()
-                .map(|(digest, _)| seen.remove(digest) && !self.entries.contains(digest))
-                .collect();
+            // New, and the first of its digest in this call.
+            let fresh: Vec<bool> = run.chunks().iter().map(|c| new.remove(&c.digest)).collect();
             if fresh.iter().all(|f| *f) {
                 appends.push(Append::Run(run));
                 continue;
             }
             let mut at = 0;
-            for ((digest, size), fresh) in run.chunks().iter().zip(fresh) {
-                let end = at + *size as usize;
+            for (chunk, fresh) in run.chunks().iter().zip(fresh) {
+                let end = at + chunk.size as usize;
                 if fresh {
                     appends.push(Append::Copy {
-                        digest: *digest,
+                        digest: chunk.digest,
                         stored: &run.memory()[at..end],
-                        size: *size,
+                        size: chunk.size,
                         compressed: false,
                     });
                 }
@@ -523,6 +507,22 @@ impl LocalStore {
         drop(appends);
         drop(runs);
         self.await_commits(entries, acks).await
+    }
+
+    /// Which of `digests` the store does not hold, each once: those this
+    /// process does not know are looked up in the index together first.
+    fn not_stored<'a>(
+        &self,
+        digests: impl Iterator<Item = &'a Digest>,
+    ) -> Result<HashSet<Digest, BuildHasherDefault<DigestHasher>>, LocalStoreError> {
+        let mut unknown: HashSet<Digest, BuildHasherDefault<DigestHasher>> = HashSet::default();
+        unknown.extend(digests.filter(|digest| !self.entries.contains(digest)));
+        if !unknown.is_empty() {
+            let lookups: Vec<Digest> = unknown.iter().copied().collect();
+            self.load_chunk_entries(&lookups)?;
+            unknown.retain(|digest| !self.entries.contains(digest));
+        }
+        Ok(unknown)
     }
 
     /// Hands `appends` to the pack writer once it has room for them.

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::BackendError;
+use super::blob::ChunkRef;
 use crate::Digest;
 
 /// Errors of a [`ChunkService`].
@@ -36,14 +37,14 @@ pub fn verify_chunk(digest: &Digest, data: &[u8]) -> Result<(), ChunkError> {
 #[derive(Debug, Clone)]
 pub struct ChunkRun {
     memory: Bytes,
-    chunks: Vec<(Digest, u32)>,
+    chunks: Vec<ChunkRef>,
 }
 
 impl ChunkRun {
-    /// A run of `chunks` (digest and length, in order) at the start of
-    /// `memory`; `None` if they do not fit in it.
-    pub fn new(memory: Bytes, chunks: Vec<(Digest, u32)>) -> Option<ChunkRun> {
-        let total: u64 = chunks.iter().map(|(_, len)| u64::from(*len)).sum();
+    /// A run of `chunks` (in order) at the start of `memory`; `None` if
+    /// they do not fit in it.
+    pub fn new(memory: Bytes, chunks: Vec<ChunkRef>) -> Option<ChunkRun> {
+        let total: u64 = chunks.iter().map(|c| u64::from(c.size)).sum();
         (total <= memory.len() as u64).then_some(ChunkRun { memory, chunks })
     }
 
@@ -52,14 +53,14 @@ impl ChunkRun {
         &self.memory
     }
 
-    /// The chunks' digests and lengths, in order.
-    pub fn chunks(&self) -> &[(Digest, u32)] {
+    /// The chunks, in order.
+    pub fn chunks(&self) -> &[ChunkRef] {
         &self.chunks
     }
 
     /// Bytes of the chunks, padding excluded.
     pub fn data_len(&self) -> usize {
-        self.chunks.iter().map(|(_, len)| *len as usize).sum()
+        self.chunks.iter().map(|c| c.size as usize).sum()
     }
 
     /// Each chunk as a slice of the buffer.
@@ -67,10 +68,10 @@ impl ChunkRun {
         let mut at = 0;
         self.chunks
             .into_iter()
-            .map(|(digest, len)| {
-                let data = self.memory.slice(at..at + len as usize);
-                at += len as usize;
-                (digest, data)
+            .map(|chunk| {
+                let data = self.memory.slice(at..at + chunk.size as usize);
+                at += chunk.size as usize;
+                (chunk.digest, data)
             })
             .collect()
     }

@@ -469,18 +469,18 @@ impl PackWriter {
                         } else {
                             batch.push_copy(&run.memory()[..run.data_len()])
                         };
-                        for (digest, size) in run.chunks() {
+                        for chunk in run.chunks() {
                             step_entries.push((
-                                *digest,
+                                chunk.digest,
                                 ChunkEntry {
                                     pack: pack.id,
                                     offset,
-                                    stored_len: *size,
-                                    size: *size,
+                                    stored_len: chunk.size,
+                                    size: chunk.size,
                                     compressed: false,
                                 },
                             ));
-                            offset += u64::from(*size);
+                            offset += u64::from(chunk.size);
                         }
                     }
                 }
