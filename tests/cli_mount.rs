@@ -58,6 +58,16 @@ fn add(store: &Path, tree: &Path) -> String {
     path.rsplit('/').next().unwrap().to_string()
 }
 
+/// A store, the tree of [`make_tree`] added to it, and an empty mount
+/// point, all under `dir`; the last item is the added path's base name.
+fn added_tree(dir: &Path) -> (PathBuf, PathBuf, PathBuf, String) {
+    let (store, tree, mountpoint) = (dir.join("store"), dir.join("tree"), dir.join("mnt"));
+    make_tree(&tree);
+    std::fs::create_dir(&mountpoint).unwrap();
+    let base = add(&store, &tree);
+    (store, tree, mountpoint, base)
+}
+
 #[test]
 fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
     if !can_mount() {
@@ -65,14 +75,7 @@ fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (store, tree, mountpoint) = (
-        tmp.path().join("store"),
-        tmp.path().join("tree"),
-        tmp.path().join("mnt"),
-    );
-    make_tree(&tree);
-    std::fs::create_dir(&mountpoint).unwrap();
-    let base = add(&store, &tree);
+    let (store, tree, mountpoint, base) = added_tree(tmp.path());
     let mut child = Command::new(bin())
         .arg("--store-dir")
         .arg(&store)
@@ -210,14 +213,7 @@ fn mount_t_fuse_cairn_and_fstab() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (store, tree, mountpoint) = (
-        tmp.path().join("store"),
-        tmp.path().join("tree"),
-        tmp.path().join("mnt"),
-    );
-    make_tree(&tree);
-    std::fs::create_dir(&mountpoint).unwrap();
-    let base = add(&store, &tree);
+    let (store, tree, mountpoint, base) = added_tree(tmp.path());
     let Some(_installed) = InstalledLink::new() else {
         eprintln!("skipped: another cairn is installed in /usr/local/bin");
         return;
@@ -300,14 +296,7 @@ fn a_refused_passthrough_backing_file_falls_back_to_fuse_reads() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (store, tree, mountpoint) = (
-        tmp.path().join("store"),
-        tmp.path().join("tree"),
-        tmp.path().join("mnt"),
-    );
-    make_tree(&tree);
-    std::fs::create_dir(&mountpoint).unwrap();
-    let base = add(&store, &tree);
+    let (store, tree, mountpoint, base) = added_tree(tmp.path());
     let log = tmp.path().join("mount.log");
     let big = mountpoint.join(&base).join("share/big.bin");
     // In the namespace: mount, read the large file until the mount has
