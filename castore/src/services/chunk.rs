@@ -136,3 +136,44 @@ pub trait ChunkService: Send + Sync + 'static {
     /// Every chunk digest the store holds (for verification).
     async fn list(&self) -> Result<Vec<Digest>, ChunkError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(data: &[u8]) -> ChunkRef {
+        ChunkRef {
+            digest: Digest::of(data),
+            size: data.len() as u32,
+        }
+    }
+
+    #[test]
+    fn a_run_is_refused_when_its_chunks_overrun_the_memory() {
+        let memory = Bytes::from_static(b"abcdef");
+        assert!(ChunkRun::new(memory.clone(), vec![chunk(b"abcd"), chunk(b"efg")]).is_none());
+        // Chunk sizes that would wrap a 32-bit sum are refused too.
+        let huge = ChunkRef {
+            digest: Digest::of(b""),
+            size: u32::MAX,
+        };
+        assert!(ChunkRun::new(memory.clone(), vec![huge, huge]).is_none());
+    }
+
+    #[test]
+    fn a_run_slices_its_chunks_and_leaves_the_padding_out() {
+        let memory = Bytes::from_static(b"abcdef\0\0");
+        let run = ChunkRun::new(memory, vec![chunk(b"abc"), chunk(b"def")]).unwrap();
+        assert_eq!(run.data_len(), 6);
+        let chunks = run.into_chunks();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(
+            (chunks[0].0, &chunks[0].1[..]),
+            (Digest::of(b"abc"), &b"abc"[..])
+        );
+        assert_eq!(
+            (chunks[1].0, &chunks[1].1[..]),
+            (Digest::of(b"def"), &b"def"[..])
+        );
+    }
+}
