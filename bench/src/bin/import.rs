@@ -2,6 +2,11 @@
 //! local store, next to reading and BLAKE3-hashing the same files on all
 //! cores (the baseline), both from the page cache, in the same run.
 //!
+//! A third row does the work any import has to do on top of the baseline,
+//! whatever its store: cut each file with the default chunker, hash every
+//! chunk, and hash the whole file again when it is more than one chunk.
+//! Nothing is stored, so its ratio is the most an import can reach here.
+//!
 //! `cargo build --release && cargo run --release -p cairn-bench --bin import [-- SMALL_FILES LARGE_FILES LARGE_MIB]`
 //!
 //! The import is timed as a user runs it: the `cairn` binary (`CAIRN_BIN`,
@@ -62,6 +67,50 @@ fn hash_all(files: &[std::path::PathBuf]) -> u64 {
             });
             std::hint::black_box(hasher.finalize());
             n_total
+        })
+        .sum()
+}
+
+thread_local! {
+    static WHOLE_FILE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The work every import of `files` has to do whatever its store, on all
+/// cores: read each file, cut it into chunks, hash every chunk, and hash
+/// the whole file again when it is more than one chunk. Nothing is stored.
+/// Returns the bytes read.
+fn chunk_and_hash_all(files: &[std::path::PathBuf], chunker: ChunkerConfig) -> u64 {
+    files
+        .par_iter()
+        .map(|p| {
+            let mut f = std::fs::File::open(p).expect("open");
+            // One buffer per thread, kept between files, so that only the
+            // first run pays for faulting it in. It is taken out while in
+            // use: a thread waiting in `join` may start another file.
+            let mut buf = WHOLE_FILE.take();
+            buf.clear();
+            f.read_to_end(&mut buf).expect("read");
+            let len = buf.len() as u64;
+            let ends = chunker.cut_points(&buf);
+            if ends.len() <= 1 {
+                std::hint::black_box(blake3::hash(&buf));
+            } else {
+                // The chunks of a large file are hashed on all cores, next
+                // to the whole file, so that a few large files do not leave
+                // a core idle at the end.
+                let whole: &[u8] = &buf;
+                rayon::join(
+                    || {
+                        ends.par_iter().enumerate().for_each(|(i, &end)| {
+                            let start = if i == 0 { 0 } else { ends[i - 1] };
+                            std::hint::black_box(blake3::hash(&whole[start..end]));
+                        })
+                    },
+                    || std::hint::black_box(blake3::hash(whole)),
+                );
+            }
+            WHOLE_FILE.set(buf);
+            len
         })
         .sum()
 }
@@ -188,6 +237,18 @@ fn main() -> anyhow::Result<()> {
         baseline_cpu = baseline_cpu.min(cpu_seconds() - c);
     }
 
+    // What any store's import has to do on top of that (best of 3).
+    chunk_and_hash_all(&files, ChunkerConfig::default());
+    let mut inherent = f64::MAX;
+    let mut inherent_cpu = f64::MAX;
+    for _ in 0..3 {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let n = chunk_and_hash_all(&files, ChunkerConfig::default());
+        assert_eq!(n, stats.bytes);
+        inherent = inherent.min(t.elapsed().as_secs_f64());
+        inherent_cpu = inherent_cpu.min(cpu_seconds() - c);
+    }
+
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -272,6 +333,11 @@ fn main() -> anyhow::Result<()> {
             "read + BLAKE3, all cores (baseline)".into(),
             baseline,
             Some(baseline_cpu),
+        ),
+        row(
+            "read + cut + BLAKE3 of chunks and blobs, nothing stored".into(),
+            inherent,
+            Some(inherent_cpu),
         ),
         row(
             "write as many bytes, O_DIRECT + fdatasync (disk floor)".into(),
