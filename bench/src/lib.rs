@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-/// Fills `len` bytes from a xorshift generator (incompressible).
+/// Fills `len` bytes from a xorshift generator (incompressible). The lowest
+/// bit of `seed` is ignored.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     let mut out = Vec::with_capacity(len);
@@ -17,7 +18,8 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// Text-like, compressible bytes (as much of a store is).
+/// Text-like, compressible bytes (as much of a store is). The lowest bit of
+/// `seed` is ignored.
 pub fn text_like(len: usize, seed: u64) -> Vec<u8> {
     const WORDS: &[&str] = &[
         "lib", "nix", "store", "include", "share", "bin", "the", "of", "and", "function", "return",
@@ -68,10 +70,13 @@ pub fn generate_tree(
     let big = root.join("large");
     std::fs::create_dir_all(&big)?;
     for i in 0..large {
+        // Odd seeds: the generators set the lowest bit, so two adjacent
+        // seeds would make the same bytes.
+        let seed = 1_000_001 + 2 * i as u64;
         let data = if i % 4 == 0 {
-            text_like(large_size, 1_000_000 + i as u64)
+            text_like(large_size, seed)
         } else {
-            pseudo_random(large_size, 1_000_000 + i as u64)
+            pseudo_random(large_size, seed)
         };
         std::fs::write(big.join(format!("blob-{i}.bin")), &data)?;
         stats.files += 1;

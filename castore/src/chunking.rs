@@ -14,15 +14,15 @@
 //!
 //! | min/avg/max KiB | chunks | mean chunk KiB | new MiB for the copy |
 //! |-----------------|--------|----------------|----------------------|
-//! | 4/16/64         | 12788  | 15             | 0.67                 |
-//! | 8/32/128        | 7866   | 25             | 0.87                 |
-//! | 16/64/256       | 5797   | 34             | 0.97                 |
-//! | 32/128/512      | 4847   | 41             | 1.70                 |
-//! | 64/256/1024     | 4411   | 45             | 2.50                 |
+//! | 4/16/64         | 12479  | 16             | 0.73                 |
+//! | 8/32/128        | 7303   | 27             | 0.99                 |
+//! | 16/64/256       | 5669   | 35             | 1.23                 |
+//! | 32/128/512      | 4837   | 41             | 2.00                 |
+//! | 64/256/1024     | 4420   | 45             | 3.42                 |
 //!
 //! Small files are (nearly) one chunk whatever the parameters; for the large files
-//! 16/64/256 makes 4.9x fewer chunks than 4/16/64 for 0.3 MiB more per edit,
-//! while larger parameters cost 1.8-2.6x more new data per edit. The default
+//! 16/64/256 makes 5.1x fewer chunks than 4/16/64 for 0.5 MiB more new data
+//! for the copy, while larger parameters cost 1.6-2.8x more new data. The default
 //! is therefore 16/64/256 KiB ([`ChunkerConfig::default`]).
 //!
 //! A blob no larger than the average chunk size is one chunk, never cut
