@@ -7,11 +7,10 @@
 //! not a copy of them. Runs start at a multiple of [`RUN_ALIGN`] bytes in
 //! memory and are padded to a multiple of it, which is what a write with
 //! `O_DIRECT` asks of its buffers: a store can send a run to disk straight
-//! from the block. A block
-//! goes back to its [`BlockPool`] when the arena has moved on and the last
-//! of its chunks is dropped (the local store drops them as soon as it has
-//! copied them into its pack buffer); the next block is then that same
-//! memory, already faulted in, not fresh pages.
+//! from the block. A block goes back to its [`BlockPool`] when the arena has
+//! moved on and the last of its runs is dropped (the local store drops a run
+//! once it is written to a pack, or its new chunks copied out of it); the
+//! next block is then that same memory, already faulted in, not fresh pages.
 
 use std::alloc::Layout;
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,7 +29,7 @@ const BLOCK_ALIGN: usize = 4096;
 /// it touches again (the kernel zeroes each new page, and a virtual machine
 /// may have to back it first), so an import keeps few blocks and reuses
 /// them: a reader that needs a block while `limit` blocks are alive waits
-/// until the store has copied the chunks of one and let it go.
+/// until the store has written or copied the runs of one and let it go.
 pub(crate) struct BlockPool {
     state: Mutex<PoolState>,
     returned: Condvar,
