@@ -653,13 +653,25 @@ impl AlignedBuf {
     }
 
     fn extend(&mut self, data: &[u8]) {
-        let needed = (self.len + data.len()).next_multiple_of(ALIGN);
+        self.spare_mut(data.len()).copy_from_slice(data);
+        self.len += data.len();
+    }
+
+    /// Appends `n` zero bytes.
+    fn extend_zeros(&mut self, n: usize) {
+        self.spare_mut(n).fill(0);
+        self.len += n;
+    }
+
+    /// The `n` bytes after the contents, growing the buffer first if they
+    /// do not fit.
+    fn spare_mut(&mut self, n: usize) -> &mut [u8] {
+        let needed = (self.len + n).next_multiple_of(ALIGN);
         if needed > self.capacity() {
             self.grow(needed.max(MIN_BUFFER).max(self.capacity() * 2));
         }
         let at = self.offset + self.len;
-        self.storage[at..at + data.len()].copy_from_slice(data);
-        self.len += data.len();
+        &mut self.storage[at..at + n]
     }
 
     fn grow(&mut self, capacity: usize) {
@@ -668,17 +680,6 @@ impl AlignedBuf {
         storage[offset..offset + self.len].copy_from_slice(self.as_slice());
         self.storage = storage;
         self.offset = offset;
-    }
-
-    /// Appends `n` zero bytes.
-    fn extend_zeros(&mut self, n: usize) {
-        let needed = (self.len + n).next_multiple_of(ALIGN);
-        if needed > self.capacity() {
-            self.grow(needed.max(MIN_BUFFER).max(self.capacity() * 2));
-        }
-        let at = self.offset + self.len;
-        self.storage[at..at + n].fill(0);
-        self.len += n;
     }
 }
 
