@@ -13,6 +13,7 @@
 //! next block is then that same memory, already faulted in, not fresh pages.
 
 use std::alloc::Layout;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
@@ -35,6 +36,8 @@ pub(crate) struct BlockPool {
     returned: Condvar,
     block_size: usize,
     limit: usize,
+    /// Time readers spent waiting for a block, in nanoseconds (for the log).
+    waited_ns: AtomicU64,
 }
 
 /// The longest a reader waits for a block to come back before taking one
@@ -59,7 +62,13 @@ impl BlockPool {
             returned: Condvar::new(),
             block_size,
             limit: limit.max(2),
+            waited_ns: AtomicU64::new(0),
         })
+    }
+
+    /// How long readers have waited for blocks, all together.
+    pub(crate) fn waited(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.waited_ns.load(Ordering::Relaxed))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
@@ -82,10 +91,13 @@ impl BlockPool {
                     state = self.lock();
                     continue;
                 }
+                let waiting = std::time::Instant::now();
                 let (woken, timeout) = self
                     .returned
                     .wait_timeout(state, WAIT_AT_MOST)
                     .unwrap_or_else(|p| p.into_inner());
+                self.waited_ns
+                    .fetch_add(waiting.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 state = woken;
                 if timeout.timed_out() {
                     // Whatever holds the blocks is keeping them: more
@@ -109,26 +121,68 @@ impl BlockPool {
     }
 }
 
-/// Zeroed memory aligned to [`BLOCK_ALIGN`], its length rounded up to a
-/// multiple of [`RUN_ALIGN`] (so a padded run never reaches past it).
+/// Zeroed memory of its own mapping, aligned to [`BLOCK_ALIGN`], its length
+/// rounded up to a multiple of [`RUN_ALIGN`] (so a padded run never reaches
+/// past it).
+///
+/// Blocks are mapped apart from the heap and asked to be backed by huge
+/// pages (`MADV_HUGEPAGE`): a direct write from a block then hands the disk
+/// a few large physically contiguous segments rather than one per 4 KiB
+/// page, and the kernel faults a block in with a few faults. Memory on a
+/// huge-page boundary gets the most of them, so the mapping is placed on
+/// one.
 struct Memory {
     ptr: std::ptr::NonNull<u8>,
     len: usize,
+    /// The whole mapping, alignment slack included.
+    mapping: (*mut libc::c_void, usize),
 }
 
-// SAFETY: Memory owns its allocation; access is governed by its owner.
+// SAFETY: Memory owns its mapping; access is governed by its owner.
 unsafe impl Send for Memory {}
+
+/// The huge page size blocks are aligned to.
+const HUGE_PAGE: usize = 2 << 20;
 
 impl Memory {
     fn zeroed(len: usize) -> Memory {
         let len = len.max(1).next_multiple_of(RUN_ALIGN);
-        let layout = Memory::layout(len);
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
-        let Some(ptr) = std::ptr::NonNull::new(ptr) else {
-            std::alloc::handle_alloc_error(layout)
+        let mapped = len.next_multiple_of(BLOCK_ALIGN) + HUGE_PAGE;
+        // SAFETY: an anonymous private mapping with no address hint; the
+        // result is checked below.
+        let mapping = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
-        Memory { ptr, len }
+        if mapping == libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(Memory::layout(len));
+        }
+        let skip = (mapping as usize).next_multiple_of(HUGE_PAGE) - mapping as usize;
+        // SAFETY: skip < HUGE_PAGE, so start..start + len lies in the mapping.
+        let start = unsafe { mapping.cast::<u8>().add(skip) };
+        // SAFETY: the range lies within the mapping just made. Only advice:
+        // where huge pages are not available the block works all the same.
+        unsafe {
+            libc::madvise(
+                start.cast(),
+                len.next_multiple_of(BLOCK_ALIGN),
+                libc::MADV_HUGEPAGE,
+            )
+        };
+        let Some(ptr) = std::ptr::NonNull::new(start) else {
+            std::alloc::handle_alloc_error(Memory::layout(len))
+        };
+        Memory {
+            ptr,
+            len,
+            mapping: (mapping, mapped),
+        }
     }
 
     fn layout(len: usize) -> Layout {
@@ -142,8 +196,9 @@ impl Memory {
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        // SAFETY: ptr was allocated in `zeroed` with this same layout.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Memory::layout(self.len)) };
+        // SAFETY: the mapping was made in `zeroed` with this address and
+        // length, and nothing refers to it once its Memory is dropped.
+        unsafe { libc::munmap(self.mapping.0, self.mapping.1) };
     }
 }
 

@@ -17,9 +17,17 @@
 //! entry pointing at torn data, never a torn chunk map or directory (SQLite
 //! transactions are atomic, and written bytes outlive the process).
 //!
+//! A chunk put returns once its bytes are written and its entry is handed
+//! to the committer; from then on this process finds it. The committer
+//! defers chunk entries (see [`run_committer`]): they are committed with the
+//! next chunk map, directory or sync, after a second, or when the store is
+//! dropped. Since it commits in the order writes reach it, a chunk map or
+//! directory is never committed without the chunks it names.
+//!
 //! Durability against power loss is explicit: [`LocalStore::sync`] (called
 //! by every import before it reports its result) `fdatasync`s the packs this
-//! process wrote, then the index's write-ahead log. Chunks are
+//! process wrote, commits the entries not committed yet, then `fdatasync`s
+//! the index's write-ahead log. Chunks are
 //! verified on every read, so data caught mid-write by a power cut is found by
 //! `cairn store verify` and never served. Several processes may use one store
 //! at once: each writer appends to pack files of its own, numbered by the
@@ -57,7 +65,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use self::entry_cache::{DigestHasher, EntryCache};
-use self::pack_writer::{Append, PackOut, PackWriter, WriterIdle};
+use self::pack_writer::{Append, PackOut, PackWriter};
 use super::pack_map::PackMap;
 use crate::Digest;
 use crate::directory::Directory;
@@ -71,7 +79,7 @@ mod pack_writer;
 
 /// A pack file is closed for appends past this size.
 const PACK_LIMIT: u64 = 1 << 30;
-/// Most index writes committed in one transaction.
+/// Most index writes taken into one transaction.
 const MAX_BATCH: usize = 8192;
 const SCHEMA_VERSION: i64 = 1;
 
@@ -127,9 +135,16 @@ enum IndexWrite {
     },
     /// Directories stored together (digest, size, encoding).
     Directories(Vec<(Digest, u64, Vec<u8>)>),
+    /// Nothing: acknowledged once everything handed over before it is
+    /// committed.
+    Barrier,
 }
 
 type Ack = oneshot::Sender<Result<(), Failure>>;
+
+/// What the committer receives: a write, and whom to tell once it is
+/// committed (`None` for chunk entries, whose puts have returned already).
+type ToCommit = (IndexWrite, Option<Ack>);
 
 /// Why a write handed to the writer or the committer did not land.
 #[derive(Debug, Clone)]
@@ -175,7 +190,11 @@ pub struct LocalStore {
     /// committed, so this only saves lookups; misses go to the index, where
     /// other processes' writes are visible.
     entries: EntryCache,
-    committer: Mutex<mpsc::Sender<(IndexWrite, Ack)>>,
+    /// Hands index writes to the committer; `None` once the store is
+    /// being dropped.
+    committer: Mutex<Option<mpsc::Sender<ToCommit>>>,
+    /// The committer, joined on drop so that nothing handed to it is lost.
+    committer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl LocalStore {
@@ -213,12 +232,9 @@ impl LocalStore {
             path: packs.clone(),
             source,
         })?;
-        std::thread::Builder::new()
+        let committer_thread = std::thread::Builder::new()
             .name("cairn-local-commit".into())
-            .spawn({
-                let writer_idle = writer.idle_probe();
-                move || run_committer(committer_conn, committer_path, rx, writer_idle)
-            })
+            .spawn(move || run_committer(committer_conn, committer_path, rx))
             .map_err(|source| LocalStoreError::Io {
                 path: index_path.clone(),
                 source,
@@ -233,7 +249,8 @@ impl LocalStore {
             writer,
             written_packs: Mutex::new(Vec::new()),
             entries: EntryCache::new(1 << 20),
-            committer: Mutex::new(tx),
+            committer: Mutex::new(Some(tx)),
+            committer_thread: Mutex::new(Some(committer_thread)),
         })
     }
 
@@ -267,7 +284,9 @@ impl LocalStore {
     async fn commit(&self, write: IndexWrite) -> Result<(), LocalStoreError> {
         let (ack, done) = oneshot::channel();
         lock(&self.committer)
-            .send((write, ack))
+            .as_ref()
+            .ok_or(LocalStoreError::CommitterGone)?
+            .send((write, Some(ack)))
             .map_err(|_| LocalStoreError::CommitterGone)?;
         match done.await {
             Ok(result) => result.map_err(LocalStoreError::from),
@@ -423,8 +442,8 @@ impl LocalStore {
 
     /// Stores the chunks not stored yet: one index lookup for those this
     /// process does not know, one append of the new ones to the pack writer,
-    /// and a wait for their entries to be committed. The chunks' bytes are
-    /// let go as soon as they are copied to the writer, before that wait.
+    /// and a wait for them to be written. The chunks' bytes are let go as
+    /// soon as they are copied to the writer, before that wait.
     async fn store_chunks(&self, chunks: Vec<(Digest, Bytes)>) -> Result<(), ChunkError> {
         let be = |e: LocalStoreError| ChunkError::Backend(e.backend());
         let mut new = self
@@ -463,7 +482,7 @@ impl LocalStore {
         drop(appends);
         drop(fresh);
         drop(chunks);
-        self.await_commits(entries, acks).await
+        self.await_written(entries, acks).await
     }
 
     /// Stores runs as an import hands them over: a run whose chunks are all
@@ -506,7 +525,7 @@ impl LocalStore {
         // The pack writer holds what it still needs of the runs.
         drop(appends);
         drop(runs);
-        self.await_commits(entries, acks).await
+        self.await_written(entries, acks).await
     }
 
     /// Which of `digests` the store does not hold, each once: those this
@@ -536,8 +555,8 @@ impl LocalStore {
     }
 
     /// Waits until the appended chunks are written and their entries
-    /// committed, then remembers the entries.
-    async fn await_commits(
+    /// handed to the committer, then remembers the entries.
+    async fn await_written(
         &self,
         entries: Vec<(Digest, ChunkEntry)>,
         acks: pack_writer::Acks,
@@ -555,7 +574,7 @@ impl LocalStore {
         if let Some(e) = failure {
             return Err(ChunkError::Backend(e.backend()));
         }
-        // Only once committed: a failed commit must not leave a cached entry.
+        // Only once written: a failed write must not leave a cached entry.
         self.entries.insert_all(&entries);
         Ok(())
     }
@@ -655,15 +674,17 @@ impl LocalStore {
         Ok(digests)
     }
 
-    /// Makes everything this process wrote durable: packs first, then the
-    /// index (its write-ahead log).
-    pub fn sync(&self) -> Result<(), LocalStoreError> {
+    /// Makes everything this process stored durable, and visible to other
+    /// processes: packs first, then the index entries not committed yet are
+    /// committed, then the index (its write-ahead log) is synced.
+    pub async fn sync(&self) -> Result<(), LocalStoreError> {
         let written = lock(&self.written_packs).clone();
         for id in written {
             let file = self.pack_file(id)?;
             file.sync_data()
                 .map_err(|source| LocalStoreError::Pack { pack: id, source })?;
         }
+        self.commit(IndexWrite::Barrier).await?;
         // Every commit so far is in the write-ahead log, or was checkpointed
         // into the index file, which a checkpoint syncs: syncing the log
         // makes them all durable, without copying pages into the index.
@@ -710,6 +731,21 @@ impl LocalStore {
     }
 }
 
+impl Drop for LocalStore {
+    fn drop(&mut self) {
+        // The writer hands the entries of its last writes to the committer
+        // before it ends; the committer commits what is left once its
+        // channel closes.
+        self.writer.stop();
+        drop(lock(&self.committer).take());
+        if let Some(thread) = lock(&self.committer_thread).take()
+            && thread.join().is_err()
+        {
+            tracing::error!(index = %self.index_path.display(), "the index committer panicked");
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct ChunkEntry {
     pack: i64,
@@ -750,6 +786,14 @@ fn open_connection(path: &Path) -> Result<Connection, LocalStoreError> {
         .map_err(err)?;
     conn.pragma_update(None, "wal_autocheckpoint", 16384i64)
         .map_err(err)?;
+    // Closing the last connection leaves the write-ahead log as it is (the
+    // next process reads it) instead of copying it into the index there
+    // and then: the checkpoints above do that, off the end of a command.
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    )
+    .map_err(err)?;
     Ok(conn)
 }
 
@@ -828,72 +872,133 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     }
 }
 
-/// The longest the committer gathers writes into one transaction while
-/// they keep arriving: fewer, larger transactions write far fewer index
-/// pages to the WAL (with random digests as keys, a transaction of a few
-/// hundred entries dirties most leaf pages of the chunk table).
-const BATCH_GATHER: std::time::Duration = std::time::Duration::from_millis(100);
-/// Gathering ends early once no write has arrived for this long. Chunk
-/// maps and directories (an import's last steps, one tree level after
-/// another) are committed at once when no chunk entries are among them and
-/// the pack writer has nothing left to write: then nothing else is on its
-/// way, and waiting would only delay them.
-const BATCH_IDLE: std::time::Duration = std::time::Duration::from_millis(5);
+/// Most chunk entries left uncommitted: more are committed at once.
+const DEFER_ENTRIES: usize = 1 << 17;
+/// The longest chunk entries stay uncommitted when nothing else asks for
+/// a commit (until then only this process sees them).
+const DEFER_AT_MOST: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The committer: batches index writes from all tasks into one transaction.
-fn run_committer(
-    mut conn: Connection,
-    path: PathBuf,
-    rx: mpsc::Receiver<(IndexWrite, Ack)>,
-    writer: WriterIdle,
-) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+/// Writes received by the committer and not yet committed.
+#[derive(Default)]
+struct Pending {
+    writes: Vec<ToCommit>,
+    /// Writes whose sender waits for the commit.
+    waiters: usize,
+    /// Chunk entries among the writes.
+    chunk_entries: usize,
+    /// When the oldest uncommitted chunk entry came in.
+    since: Option<std::time::Instant>,
+}
+
+impl Pending {
+    fn push(&mut self, (write, ack): ToCommit) {
+        if let IndexWrite::Chunks(entries) = &write {
+            self.chunk_entries += entries.len();
+            self.since.get_or_insert_with(std::time::Instant::now);
+        }
+        if ack.is_some() {
+            self.waiters += 1;
+        }
+        self.writes.push((write, ack));
+    }
+
+    /// Whether the writes should be committed now: someone waits for
+    /// them, or the deferred chunk entries are many or old enough.
+    fn due(&self) -> bool {
+        self.waiters > 0
+            || self.chunk_entries >= DEFER_ENTRIES
+            || self.writes.len() >= MAX_BATCH
+            || self
+                .since
+                .is_some_and(|since| since.elapsed() >= DEFER_AT_MOST)
+    }
+}
+
+/// The committer: commits the index writes of every task of this process,
+/// in the order they arrive, many to a transaction.
+///
+/// Chunk entries come from the pack writer once their bytes are written,
+/// and nobody waits for them: they are deferred until a write somebody
+/// waits for arrives (a chunk map, directories, a sync), until there are
+/// [`DEFER_ENTRIES`] of them, or for [`DEFER_AT_MOST`]. An import's chunk
+/// entries thus go to the index in one or two transactions, not one every
+/// few milliseconds; with random digests as keys, each transaction rewrites
+/// most leaf pages of the chunk table, so this saves most of the index's
+/// writes. Order keeps the index consistent: a chunk map or directory is
+/// committed in the same transaction as the entries of the chunks it names,
+/// or after them, as those entries were handed over before the put that
+/// names them returned. Entries of a failed transaction are kept and tried
+/// again with the next one; the writes somebody waited for get the error.
+/// When the store is dropped, what is left is committed before the thread
+/// ends.
+fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<ToCommit>) {
+    let mut pending = Pending::default();
+    let mut open = true;
+    while open {
+        let received = match pending.since {
+            None if pending.writes.is_empty() => {
+                rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+            }
+            since => {
+                let deadline = since.unwrap_or_else(std::time::Instant::now) + DEFER_AT_MOST;
+                rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+        };
+        match received {
+            Ok(write) => pending.push(write),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
+        }
+        while pending.writes.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(item) => batch.push(item),
+                Ok(write) => pending.push(write),
                 Err(_) => break,
             }
         }
-        // Writers are busy (more than one write was queued): keep taking
-        // writes while they arrive before paying for a transaction. A lone
-        // write is committed at once.
-        if batch.len() > 1 {
-            let deadline = std::time::Instant::now() + BATCH_GATHER;
-            while batch.len() < MAX_BATCH {
-                let chunks = batch
-                    .iter()
-                    .any(|(write, _)| matches!(write, IndexWrite::Chunks(_)));
-                if !chunks && writer.is_idle() {
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(item) => batch.push(item),
-                            Err(_) => break,
-                        }
-                    }
-                    break;
-                }
-                let left = deadline.saturating_duration_since(std::time::Instant::now());
-                match rx.recv_timeout(left.min(BATCH_IDLE)) {
-                    Ok(item) => batch.push(item),
-                    Err(_) => break,
-                }
-            }
+        if pending.writes.is_empty() || (open && !pending.due()) {
+            continue;
         }
-        let span = tracing::debug_span!("index_commit", writes = batch.len());
+        let batch = std::mem::take(&mut pending);
+        let span = tracing::debug_span!(
+            "index_commit",
+            writes = batch.writes.len(),
+            chunk_entries = batch.chunk_entries
+        );
         let result = span
-            .in_scope(|| commit_batch(&mut conn, &batch))
+            .in_scope(|| commit_batch(&mut conn, &batch.writes))
             .map_err(|e| {
                 tracing::error!(index = %path.display(), error = %e, "index commit failed");
                 Failure::Commit(e)
             });
-        for (_, ack) in batch {
-            let _ = ack.send(result.clone());
+        for (write, ack) in batch.writes {
+            match ack {
+                Some(ack) => {
+                    let _ = ack.send(result.clone());
+                }
+                // The chunks are written: their entries wait for the
+                // next transaction.
+                None if result.is_err() => pending.push((write, None)),
+                None => {}
+            }
+        }
+        if result.is_err() && !open && !pending.writes.is_empty() {
+            tracing::error!(
+                index = %path.display(),
+                chunk_entries = pending.chunk_entries,
+                "chunk entries left uncommitted: their chunks stay unreferenced in the packs"
+            );
         }
     }
 }
 
-fn commit_batch(conn: &mut Connection, batch: &[(IndexWrite, Ack)]) -> Result<(), String> {
+fn commit_batch(conn: &mut Connection, batch: &[ToCommit]) -> Result<(), String> {
+    if batch
+        .iter()
+        .all(|(write, _)| matches!(write, IndexWrite::Barrier))
+    {
+        // Only syncs waiting for what came before: nothing to write.
+        return Ok(());
+    }
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(|e| e.to_string())?;
@@ -937,7 +1042,7 @@ fn commit_batch(conn: &mut Connection, batch: &[(IndexWrite, Ack)]) -> Result<()
         }
         for (write, _) in batch {
             match write {
-                IndexWrite::Chunks(_) => Ok(0),
+                IndexWrite::Chunks(_) | IndexWrite::Barrier => Ok(0),
                 IndexWrite::ChunkMap { digest, map: m } => {
                     map.execute(params![digest.as_bytes().as_slice(), m])
                 }
@@ -1044,7 +1149,9 @@ impl ChunkService for LocalStore {
     }
 
     async fn flush(&self) -> Result<(), ChunkError> {
-        self.sync().map_err(|e| ChunkError::Backend(e.backend()))
+        self.sync()
+            .await
+            .map_err(|e| ChunkError::Backend(e.backend()))
     }
 
     async fn list(&self) -> Result<Vec<Digest>, ChunkError> {
@@ -1154,6 +1261,7 @@ impl DirectoryService for LocalStore {
 
     async fn flush(&self) -> Result<(), DirectoryServiceError> {
         self.sync()
+            .await
             .map_err(|e| DirectoryServiceError::Backend(e.backend()))
     }
 

@@ -3,7 +3,8 @@
 //! A put hands its bytes to a gathering batch and waits. One writer thread
 //! per store writes whatever has gathered while its previous write ran, in
 //! one vectored write, then hands the chunks' index entries to the
-//! committer, which acknowledges the puts once their entries are committed.
+//! committer (which commits them before anything handed to it later) and
+//! acknowledges the puts.
 //! Under load thousands of small writes become a few large ones; a lone put
 //! is written at once.
 //!
@@ -40,7 +41,8 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 use tokio::sync::{Semaphore, oneshot};
 
 use super::{
-    Ack, ChunkEntry, Failure, IndexWrite, LocalStoreError, PACK_LIMIT, lock, start_writeback,
+    Ack, ChunkEntry, Failure, IndexWrite, LocalStoreError, PACK_LIMIT, ToCommit, lock,
+    start_writeback,
 };
 use crate::{ChunkRun, Digest};
 
@@ -292,7 +294,7 @@ impl Append<'_> {
 }
 
 /// Acknowledgements of appended chunks: each answers once its part of the
-/// chunks is written and their entries are committed.
+/// chunks is written and their entries are handed to the committer.
 pub(super) type Acks = Vec<oneshot::Receiver<Result<(), Failure>>>;
 
 struct State {
@@ -335,7 +337,7 @@ pub(super) struct PackWriter {
 
 impl PackWriter {
     /// Starts the writer thread; written chunks' entries go to `committer`.
-    pub(super) fn start(committer: mpsc::Sender<(IndexWrite, Ack)>) -> std::io::Result<PackWriter> {
+    pub(super) fn start(committer: mpsc::Sender<ToCommit>) -> std::io::Result<PackWriter> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 pack: None,
@@ -355,11 +357,6 @@ impl PackWriter {
             shared,
             thread: Some(thread),
         })
-    }
-
-    /// Tells whether the writer has bytes to write (for the committer).
-    pub(super) fn idle_probe(&self) -> WriterIdle {
-        WriterIdle(self.shared.room.clone())
     }
 
     /// Reserves room for `bytes` bytes about to be appended, waiting while
@@ -515,13 +512,21 @@ impl PackWriter {
     }
 }
 
-impl Drop for PackWriter {
-    fn drop(&mut self) {
+impl PackWriter {
+    /// Refuses further appends, and returns once everything appended so far
+    /// is written and its entries handed to the committer.
+    pub(super) fn stop(&mut self) {
         lock(&self.shared.state).closed = true;
         self.shared.wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -548,7 +553,7 @@ impl Drop for StopGuard<'_> {
 
 /// The writer thread: writes queued (or else gathering) buffers in order,
 /// then passes their entries on to the committer.
-fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
+fn run_writer(shared: &Shared, committer: &mpsc::Sender<ToCommit>) {
     let _stop = StopGuard(shared);
     loop {
         let mut batch = {
@@ -591,12 +596,14 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
         shared.room.add_permits(std::mem::take(&mut batch.reserved));
         match written {
             Ok(()) => {
+                // The chunks are stored: their entries go to the committer
+                // (which commits them before anything handed to it later),
+                // and the puts return.
                 for (write, ack) in batch.entries.drain(..) {
-                    if let Err(mpsc::SendError((_, ack))) = committer.send((write, ack)) {
-                        let _ = ack.send(Err(Failure::Commit(
-                            "the store's committer has stopped".into(),
-                        )));
-                    }
+                    let handed_over = committer
+                        .send((write, None))
+                        .map_err(|_| Failure::Commit("the store's committer has stopped".into()));
+                    let _ = ack.send(handed_over);
                 }
             }
             Err(e) => {
@@ -613,17 +620,6 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<(IndexWrite, Ack)>) {
         if state.spare.len() < SPARE_BUFFERS {
             state.spare.push(buf);
         }
-    }
-}
-
-/// Whether a [`PackWriter`] has nothing reserved, gathered or queued.
-pub(super) struct WriterIdle(Arc<Semaphore>);
-
-impl WriterIdle {
-    /// True when no bytes are on their way to a pack: no more chunk
-    /// entries are coming from the writer until new puts arrive.
-    pub(super) fn is_idle(&self) -> bool {
-        self.0.available_permits() >= QUEUE_LIMIT
     }
 }
 

@@ -1,0 +1,119 @@
+//! The local store's index: chunk entries are committed after their puts
+//! return, yet never lost and never after a chunk map or directory that
+//! names their chunks. A second store opened on the same directory plays
+//! the other process that reads the index.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_castore::backends::LocalStore;
+use cairn_castore::{BlobService, ChunkMap, ChunkRef, ChunkService, Digest};
+
+/// Distinct pseudo-random chunks of 1 byte to 16 KiB.
+fn chunks(count: usize, seed: u64) -> Vec<(Digest, Bytes)> {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (0..count)
+        .map(|_| {
+            let len = (next() % (16 << 10)) as usize + 1;
+            let data: Bytes = (0..len).map(|_| next() as u8).collect::<Vec<u8>>().into();
+            (Digest::of(&data), data)
+        })
+        .collect()
+}
+
+/// How many of `chunks` `store` finds, with their bytes checked.
+async fn found(store: &LocalStore, chunks: &[(Digest, Bytes)]) -> usize {
+    let mut found = 0;
+    for (digest, data) in chunks {
+        if let Some(got) = ChunkService::get(store, digest).await.unwrap() {
+            assert_eq!(&got, data, "chunk {digest}");
+            found += 1;
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_put_then_dropped_without_a_flush_are_found_after_reopening() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chunks = chunks(300, 1);
+    let store = LocalStore::open(tmp.path()).unwrap();
+    for batch in chunks.chunks(64) {
+        store.put_batch(batch.to_vec()).await.unwrap();
+    }
+    drop(store);
+    let reopened = LocalStore::open(tmp.path()).unwrap();
+    assert_eq!(found(&reopened, &chunks).await, chunks.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_map_is_never_visible_before_its_chunks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = LocalStore::open(tmp.path()).unwrap();
+    let reader = LocalStore::open(tmp.path()).unwrap();
+    for round in 0..5u64 {
+        let chunks = chunks(40, 100 + round);
+        writer.put_batch(chunks.clone()).await.unwrap();
+        let whole: Vec<u8> = chunks.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+        let blob = Digest::of(&whole);
+        let map = ChunkMap::new(
+            chunks
+                .iter()
+                .map(|(digest, data)| ChunkRef {
+                    digest: *digest,
+                    size: data.len() as u32,
+                })
+                .collect(),
+        );
+        writer.put_chunk_map(blob, &map).await.unwrap();
+        // Once the map is committed, so is every chunk it names.
+        assert!(reader.stored_chunk_map(&blob).await.unwrap().is_some());
+        assert_eq!(found(&reader, &chunks).await, chunks.len(), "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_entries_reach_the_index_without_a_flush() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = LocalStore::open(tmp.path()).unwrap();
+    let reader = LocalStore::open(tmp.path()).unwrap();
+    let chunks = chunks(50, 7);
+    writer.put_batch(chunks.clone()).await.unwrap();
+    // The writer finds them at once; another process within a few seconds,
+    // while the writer stays open and idle.
+    assert_eq!(found(&writer, &chunks).await, chunks.len());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // Each lookup the reader makes goes to the index: it caches only
+        // what it found.
+        let seen = found(&reader, &chunks).await;
+        if seen == chunks.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {seen} of {} chunks in the index after 10 s",
+            chunks.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_commits_every_chunk_put_before_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = LocalStore::open(tmp.path()).unwrap();
+    let reader = LocalStore::open(tmp.path()).unwrap();
+    let chunks = chunks(120, 11);
+    for batch in chunks.chunks(30) {
+        writer.put_batch(batch.to_vec()).await.unwrap();
+    }
+    ChunkService::flush(&writer).await.unwrap();
+    assert_eq!(found(&reader, &chunks).await, chunks.len());
+}
