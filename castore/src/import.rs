@@ -475,23 +475,43 @@ fn read_step(file: &mut File, buf: &mut [u8], expected: usize) -> std::io::Resul
     Ok(filled)
 }
 
-/// Files at least this large are read ahead whole when opened.
+/// Files at least this large are read ahead of their reads.
 const READ_AHEAD_FROM: u64 = 1 << 20;
+/// How far ahead of the next read of a large file its bytes are asked for.
+const READ_AHEAD: u64 = 2 * READ_STEP as u64;
+/// The most one request for read-ahead asks for: Linux reads at most the
+/// device's request size (or the read-ahead window) per request, commonly
+/// 1 MiB or more.
+const READ_AHEAD_PIECE: u64 = 1 << 20;
 
-/// Asks the kernel to bring all of `file` into the page cache now
-/// (`POSIX_FADV_WILLNEED`): the pages it lacks are read in the background
-/// while the first steps are cut and hashed, rather than one missing range
-/// at a time as each read reaches it. A file whose pages are all cached
-/// costs one walk of its cache; a file partly or wholly evicted (a cold
+/// Asks the kernel for the bytes of `file` from `advised` to `target`
+/// (`POSIX_FADV_WILLNEED`, in pieces of [`READ_AHEAD_PIECE`]), and moves
+/// `advised` there: the pages the page cache lacks are read in the
+/// background while the steps before them are cut and hashed, instead of
+/// one missing range at a time as each read reaches it. Pages already
+/// cached cost a walk of the cache; a file partly or wholly evicted (a cold
 /// cache, or pages reclaimed since the file was last read) no longer stalls
 /// its reader once per missing range. Only a hint: a failure is ignored.
-fn read_ahead(file: &File) {
+fn read_ahead(file: &File, advised: &mut u64, target: u64) {
     use std::os::fd::AsRawFd;
-    // SAFETY: posix_fadvise only reads its integer arguments; the
-    // descriptor is valid for the duration of the borrow.
-    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED) };
-    if rc != 0 {
-        tracing::debug!(error = %std::io::Error::from_raw_os_error(rc), "posix_fadvise");
+    while *advised < target {
+        let len = (target - *advised).min(READ_AHEAD_PIECE);
+        // SAFETY: posix_fadvise only reads its integer arguments; the
+        // descriptor is valid for the duration of the borrow.
+        let rc = unsafe {
+            libc::posix_fadvise(
+                file.as_raw_fd(),
+                *advised as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::from_raw_os_error(rc), "posix_fadvise");
+            *advised = target;
+            return;
+        }
+        *advised += len;
     }
 }
 
@@ -558,9 +578,8 @@ fn ingest_file(
     let chunker = sink.store.chunker;
     let max = chunker.max_size as usize;
     let mut file = open_in_parent(path).map_err(io_err(path))?;
-    if expected_size >= READ_AHEAD_FROM {
-        read_ahead(&file);
-    }
+    // File bytes asked for ahead of the reads (see `read_ahead`).
+    let mut advised = 0u64;
     arena.clear_pending();
     let mut hasher: Option<blake3::Hasher> = None;
     let mut chunks: Vec<ChunkRef> = Vec::new();
@@ -572,6 +591,10 @@ fn ingest_file(
         // to notice a file that grew.
         let remaining = expected_size.saturating_sub(total);
         let want = (remaining.saturating_add(1)).min(READ_STEP as u64) as usize;
+        if expected_size >= READ_AHEAD_FROM {
+            let target = total.saturating_add(READ_AHEAD).min(expected_size);
+            read_ahead(&file, &mut advised, target);
+        }
         arena.reserve(want, &|| sink.flush());
         let new_bytes = read_step(
             &mut file,

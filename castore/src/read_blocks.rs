@@ -134,8 +134,8 @@ impl BlockPool {
 struct Memory {
     ptr: std::ptr::NonNull<u8>,
     len: usize,
-    /// The whole mapping, alignment slack included.
-    mapping: (*mut libc::c_void, usize),
+    /// The length mapped at `ptr`: `len` rounded up to a page.
+    mapped: usize,
 }
 
 // SAFETY: Memory owns its mapping; access is governed by its owner.
@@ -147,13 +147,20 @@ const HUGE_PAGE: usize = 2 << 20;
 impl Memory {
     fn zeroed(len: usize) -> Memory {
         let len = len.max(1).next_multiple_of(RUN_ALIGN);
-        let mapped = len.next_multiple_of(BLOCK_ALIGN) + HUGE_PAGE;
+        let too_large = || std::alloc::handle_alloc_error(Layout::new::<[u8; BLOCK_ALIGN]>());
+        let Some(mapped) = len.checked_next_multiple_of(BLOCK_ALIGN) else {
+            too_large()
+        };
+        // Room to start on a huge-page boundary; the slack is unmapped below.
+        let Some(reserved) = mapped.checked_add(HUGE_PAGE) else {
+            too_large()
+        };
         // SAFETY: an anonymous private mapping with no address hint; the
         // result is checked below.
         let mapping = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                mapped,
+                reserved,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -161,44 +168,38 @@ impl Memory {
             )
         };
         if mapping == libc::MAP_FAILED {
-            std::alloc::handle_alloc_error(Memory::layout(len));
+            too_large();
         }
-        let skip = (mapping as usize).next_multiple_of(HUGE_PAGE) - mapping as usize;
-        // SAFETY: skip < HUGE_PAGE, so start..start + len lies in the mapping.
-        let start = unsafe { mapping.cast::<u8>().add(skip) };
-        // SAFETY: the range lies within the mapping just made. Only advice:
-        // where huge pages are not available the block works all the same.
-        unsafe {
-            libc::madvise(
-                start.cast(),
-                len.next_multiple_of(BLOCK_ALIGN),
-                libc::MADV_HUGEPAGE,
-            )
+        let head = (mapping as usize).next_multiple_of(HUGE_PAGE) - mapping as usize;
+        let tail = reserved - head - mapped;
+        // SAFETY: head < HUGE_PAGE and head + mapped + tail == reserved, so
+        // start..start + mapped lies in the mapping, and the head and the
+        // tail are the page-aligned parts of it around that range. Trimming
+        // them is only tidiness: a failure leaves them mapped, unused. The
+        // advice only asks: without huge pages the block works the same.
+        let start = unsafe {
+            let start = mapping.cast::<u8>().add(head);
+            if head > 0 {
+                libc::munmap(mapping, head);
+            }
+            if tail > 0 {
+                libc::munmap(start.add(mapped).cast(), tail);
+            }
+            libc::madvise(start.cast(), mapped, libc::MADV_HUGEPAGE);
+            start
         };
         let Some(ptr) = std::ptr::NonNull::new(start) else {
-            std::alloc::handle_alloc_error(Memory::layout(len))
+            too_large()
         };
-        Memory {
-            ptr,
-            len,
-            mapping: (mapping, mapped),
-        }
-    }
-
-    fn layout(len: usize) -> Layout {
-        match Layout::from_size_align(len, BLOCK_ALIGN) {
-            Ok(layout) => layout,
-            // Only for sizes near usize::MAX, which no file step asks for.
-            Err(_) => std::alloc::handle_alloc_error(Layout::new::<[u8; BLOCK_ALIGN]>()),
-        }
+        Memory { ptr, len, mapped }
     }
 }
 
 impl Drop for Memory {
     fn drop(&mut self) {
-        // SAFETY: the mapping was made in `zeroed` with this address and
-        // length, and nothing refers to it once its Memory is dropped.
-        unsafe { libc::munmap(self.mapping.0, self.mapping.1) };
+        // SAFETY: `mapped` bytes at `ptr` were mapped in `zeroed`, and
+        // nothing refers to them once their Memory is dropped.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.mapped) };
     }
 }
 

@@ -118,8 +118,8 @@ async fn local_store_is_shared_by_two_handles() {
     let digest = Digest::of(&data);
     ChunkService::put(&a, digest, data.clone()).await.unwrap();
     // A chunk's entry reaches the index with the putter's next commit: a
-    // flush, a chunk map, a directory, or a second later
-    // (tests/local_index.rs).
+    // flush, a chunk map, a directory, 16 384 entries, a second later, or
+    // the store's drop (tests/local_index.rs).
     ChunkService::flush(&a).await.unwrap();
     assert_eq!(ChunkService::get(&b, &digest).await.unwrap().unwrap(), data);
     let d = Directory::new();

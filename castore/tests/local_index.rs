@@ -3,6 +3,7 @@
 //! names their chunks. A second store opened on the same directory plays
 //! the other process that reads the index.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -52,30 +53,59 @@ async fn chunks_put_then_dropped_without_a_flush_are_found_after_reopening() {
     assert_eq!(found(&reopened, &chunks).await, chunks.len());
 }
 
+/// A blob made of `chunks`, and its chunk map.
+fn blob_of(chunks: &[(Digest, Bytes)]) -> (Digest, ChunkMap) {
+    let whole: Vec<u8> = chunks.iter().flat_map(|(_, d)| d.iter().copied()).collect();
+    let map = ChunkMap::new(
+        chunks
+            .iter()
+            .map(|(digest, data)| ChunkRef {
+                digest: *digest,
+                size: data.len() as u32,
+            })
+            .collect(),
+    );
+    (Digest::of(&whole), map)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_map_is_never_visible_before_its_chunks() {
     let tmp = tempfile::tempdir().unwrap();
     let writer = LocalStore::open(tmp.path()).unwrap();
-    let reader = LocalStore::open(tmp.path()).unwrap();
-    for round in 0..5u64 {
-        let chunks = chunks(40, 100 + round);
+    let reader = Arc::new(LocalStore::open(tmp.path()).unwrap());
+    let blobs: Arc<Vec<(Digest, ChunkMap, Vec<(Digest, Bytes)>)>> = Arc::new(
+        (0..20u64)
+            .map(|round| {
+                let chunks = chunks(40, 100 + round);
+                let (blob, map) = blob_of(&chunks);
+                (blob, map, chunks)
+            })
+            .collect(),
+    );
+    // Another process watches the index while the writer works: the moment
+    // it finds a chunk map, it must find every chunk the map names.
+    let watcher = tokio::spawn({
+        let (reader, blobs) = (reader.clone(), blobs.clone());
+        async move {
+            let mut seen = vec![false; blobs.len()];
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while seen.iter().any(|s| !s) {
+                for (i, (blob, _, chunks)) in blobs.iter().enumerate() {
+                    if !seen[i] && reader.stored_chunk_map(blob).await.unwrap().is_some() {
+                        assert_eq!(found(&reader, chunks).await, chunks.len(), "blob {i}");
+                        seen[i] = true;
+                    }
+                }
+                assert!(Instant::now() < deadline, "maps seen: {seen:?}");
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    for (blob, map, chunks) in blobs.iter() {
         writer.put_batch(chunks.clone()).await.unwrap();
-        let whole: Vec<u8> = chunks.iter().flat_map(|(_, d)| d.iter().copied()).collect();
-        let blob = Digest::of(&whole);
-        let map = ChunkMap::new(
-            chunks
-                .iter()
-                .map(|(digest, data)| ChunkRef {
-                    digest: *digest,
-                    size: data.len() as u32,
-                })
-                .collect(),
-        );
-        writer.put_chunk_map(blob, &map).await.unwrap();
-        // Once the map is committed, so is every chunk it names.
-        assert!(reader.stored_chunk_map(&blob).await.unwrap().is_some());
-        assert_eq!(found(&reader, &chunks).await, chunks.len(), "round {round}");
+        writer.put_chunk_map(*blob, map).await.unwrap();
     }
+    watcher.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

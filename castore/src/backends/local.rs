@@ -20,8 +20,8 @@
 //! A chunk put returns once its bytes are written and its entry is handed
 //! to the committer; from then on this process finds it. The committer
 //! defers chunk entries (see [`run_committer`]): they are committed with the
-//! next chunk map, directory or sync, after a second, or when the store is
-//! dropped. Since it commits in the order writes reach it, a chunk map or
+//! next chunk map, directory or sync, once 16 384 wait, after a second, or
+//! when the store is dropped. Since it commits in the order writes reach it, a chunk map or
 //! directory is never committed without the chunks it names.
 //!
 //! Durability against power loss is explicit: [`LocalStore::sync`] (called
@@ -79,7 +79,7 @@ mod pack_writer;
 
 /// A pack file is closed for appends past this size.
 const PACK_LIMIT: u64 = 1 << 30;
-/// Most index writes taken into one transaction.
+/// Most writes the committer takes off its queue before it commits.
 const MAX_BATCH: usize = 8192;
 const SCHEMA_VERSION: i64 = 1;
 
@@ -186,10 +186,11 @@ pub struct LocalStore {
     /// Appends chunk bytes to this process's packs.
     writer: PackWriter,
     written_packs: Mutex<Vec<i64>>,
-    /// Index entries seen by this process. Entries never change once
-    /// committed, so this only saves lookups; misses go to the index, where
-    /// other processes' writes are visible.
-    entries: EntryCache,
+    /// Index entries seen by this process: those it wrote and has not
+    /// committed yet (kept until committed), and committed ones (which
+    /// never change, so caching them only saves lookups; misses go to the
+    /// index, where other processes' writes are visible).
+    entries: Arc<EntryCache>,
     /// Hands index writes to the committer; `None` once the store is
     /// being dropped.
     committer: Mutex<Option<mpsc::Sender<ToCommit>>>,
@@ -228,13 +229,19 @@ impl LocalStore {
                 source,
             })?;
         let committer_path = index_path.clone();
-        let writer = PackWriter::start(tx.clone()).map_err(|source| LocalStoreError::Io {
-            path: packs.clone(),
-            source,
+        let entries = Arc::new(EntryCache::new(1 << 20));
+        let writer = PackWriter::start(tx.clone(), entries.clone()).map_err(|source| {
+            LocalStoreError::Io {
+                path: packs.clone(),
+                source,
+            }
         })?;
         let committer_thread = std::thread::Builder::new()
             .name("cairn-local-commit".into())
-            .spawn(move || run_committer(committer_conn, committer_path, rx))
+            .spawn({
+                let entries = entries.clone();
+                move || run_committer(committer_conn, committer_path, rx, entries)
+            })
             .map_err(|source| LocalStoreError::Io {
                 path: index_path.clone(),
                 source,
@@ -248,7 +255,7 @@ impl LocalStore {
             pack_maps: RwLock::new(HashMap::new()),
             writer,
             written_packs: Mutex::new(Vec::new()),
-            entries: EntryCache::new(1 << 20),
+            entries,
             committer: Mutex::new(Some(tx)),
             committer_thread: Mutex::new(Some(committer_thread)),
         })
@@ -478,11 +485,11 @@ impl LocalStore {
                 compressed: compressed.is_some(),
             })
             .collect();
-        let (entries, acks) = self.append_pieces(&appends).await.map_err(be)?;
+        let acks = self.append_pieces(&appends).await.map_err(be)?;
         drop(appends);
         drop(fresh);
         drop(chunks);
-        self.await_written(entries, acks).await
+        self.await_written(acks).await
     }
 
     /// Stores runs as an import hands them over: a run whose chunks are all
@@ -521,11 +528,11 @@ impl LocalStore {
         if appends.is_empty() {
             return Ok(());
         }
-        let (entries, acks) = self.append_pieces(&appends).await.map_err(be)?;
+        let acks = self.append_pieces(&appends).await.map_err(be)?;
         // The pack writer holds what it still needs of the runs.
         drop(appends);
         drop(runs);
-        self.await_written(entries, acks).await
+        self.await_written(acks).await
     }
 
     /// Which of `digests` the store does not hold, each once: those this
@@ -548,19 +555,16 @@ impl LocalStore {
     async fn append_pieces(
         &self,
         appends: &[Append<'_>],
-    ) -> Result<(Vec<(Digest, ChunkEntry)>, pack_writer::Acks), LocalStoreError> {
+    ) -> Result<pack_writer::Acks, LocalStoreError> {
         let total = appends.iter().map(Append::stored_len).sum();
         let reserved = self.writer.reserve(total).await;
         self.writer.append(appends, || self.new_pack(), reserved)
     }
 
     /// Waits until the appended chunks are written and their entries
-    /// handed to the committer, then remembers the entries.
-    async fn await_written(
-        &self,
-        entries: Vec<(Digest, ChunkEntry)>,
-        acks: pack_writer::Acks,
-    ) -> Result<(), ChunkError> {
+    /// handed to the committer (the pack writer pins them in the cache
+    /// before it does).
+    async fn await_written(&self, acks: pack_writer::Acks) -> Result<(), ChunkError> {
         let mut failure = None;
         for done in acks {
             let result = match done.await {
@@ -574,8 +578,6 @@ impl LocalStore {
         if let Some(e) = failure {
             return Err(ChunkError::Backend(e.backend()));
         }
-        // Only once written: a failed write must not leave a cached entry.
-        self.entries.insert_all(&entries);
         Ok(())
     }
 
@@ -890,8 +892,13 @@ struct Pending {
     waiters: usize,
     /// Chunk entries among the writes.
     chunk_entries: usize,
-    /// When the oldest uncommitted chunk entry came in.
+    /// When the deferral of the chunk entries began: when the first came
+    /// in, or when the transaction that failed to commit them ended.
     since: Option<std::time::Instant>,
+    /// After a failed transaction, the deferred entries are tried again
+    /// only once they are [`DEFER_AT_MOST`] old or somebody waits for a
+    /// write, not as soon as there are many of them.
+    failed: bool,
 }
 
 impl Pending {
@@ -910,8 +917,8 @@ impl Pending {
     /// them, or the deferred chunk entries are many or old enough.
     fn due(&self) -> bool {
         self.waiters > 0
-            || self.chunk_entries >= DEFER_ENTRIES
-            || self.writes.len() >= MAX_BATCH
+            || (!self.failed
+                && (self.chunk_entries >= DEFER_ENTRIES || self.writes.len() >= MAX_BATCH))
             || self
                 .since
                 .is_some_and(|since| since.elapsed() >= DEFER_AT_MOST)
@@ -935,7 +942,12 @@ impl Pending {
 /// again with the next one; the writes somebody waited for get the error.
 /// When the store is dropped, what is left is committed before the thread
 /// ends.
-fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<ToCommit>) {
+fn run_committer(
+    mut conn: Connection,
+    path: PathBuf,
+    rx: mpsc::Receiver<ToCommit>,
+    cache: Arc<EntryCache>,
+) {
     let mut pending = Pending::default();
     let mut open = true;
     while open {
@@ -975,14 +987,20 @@ fn run_committer(mut conn: Connection, path: PathBuf, rx: mpsc::Receiver<ToCommi
                 Failure::Commit(e)
             });
         for (write, ack) in batch.writes {
-            match ack {
-                Some(ack) => {
+            match (ack, &write) {
+                (Some(ack), _) => {
                     let _ = ack.send(result.clone());
                 }
-                // The chunks are written: their entries wait for the
-                // next transaction.
-                None if result.is_err() => pending.push((write, None)),
-                None => {}
+                // Committed: the cache may let the entries go now.
+                (None, IndexWrite::Chunks(entries)) if result.is_ok() => cache.unpin_all(entries),
+                // The chunks are written: their entries wait for the next
+                // transaction, at the pace of the deferral.
+                (None, _) if result.is_err() => {
+                    pending.push((write, None));
+                    pending.since = Some(std::time::Instant::now());
+                    pending.failed = true;
+                }
+                (None, _) => {}
             }
         }
         if result.is_err() && !open && !pending.writes.is_empty() {

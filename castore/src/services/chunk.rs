@@ -127,8 +127,8 @@ pub trait ChunkService: Send + Sync + 'static {
         let _ = digests;
     }
 
-    /// Makes everything written so far durable (a no-op where writes are
-    /// durable when they return).
+    /// Makes everything written so far durable, and visible to other users
+    /// of the same store (a no-op where writes are both when they return).
     async fn flush(&self) -> Result<(), ChunkError> {
         Ok(())
     }

@@ -40,6 +40,7 @@ use std::sync::{Arc, Condvar, Mutex, mpsc};
 
 use tokio::sync::{Semaphore, oneshot};
 
+use super::entry_cache::EntryCache;
 use super::{
     Ack, ChunkEntry, Failure, IndexWrite, LocalStoreError, PACK_LIMIT, ToCommit, lock,
     start_writeback,
@@ -336,8 +337,12 @@ pub(super) struct PackWriter {
 }
 
 impl PackWriter {
-    /// Starts the writer thread; written chunks' entries go to `committer`.
-    pub(super) fn start(committer: mpsc::Sender<ToCommit>) -> std::io::Result<PackWriter> {
+    /// Starts the writer thread; written chunks' entries are pinned in
+    /// `cache` and go to `committer`.
+    pub(super) fn start(
+        committer: mpsc::Sender<ToCommit>,
+        cache: Arc<EntryCache>,
+    ) -> std::io::Result<PackWriter> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 pack: None,
@@ -352,7 +357,7 @@ impl PackWriter {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new()
             .name("cairn-local-pack".into())
-            .spawn(move || run_writer(&thread_shared, &committer))?;
+            .spawn(move || run_writer(&thread_shared, &committer, &cache))?;
         Ok(PackWriter {
             shared,
             thread: Some(thread),
@@ -376,16 +381,15 @@ impl PackWriter {
 
     /// Appends `pieces` to the current pack (a new one from `new_pack` when
     /// there is none or it is full), `reserved` being the room
-    /// [`PackWriter::reserve`] returned for them. Returns the chunks' index
-    /// entries and receivers that answer once the bytes are written and the
-    /// entries committed.
+    /// [`PackWriter::reserve`] returned for them. Returns receivers that
+    /// answer once the bytes are written and the chunks' index entries are
+    /// pinned in the cache and handed to the committer.
     pub(super) fn append(
         &self,
         pieces: &[Append<'_>],
         mut new_pack: impl FnMut() -> Result<PackOut, LocalStoreError>,
         reserved: usize,
-    ) -> Result<(Vec<(Digest, ChunkEntry)>, Acks), LocalStoreError> {
-        let mut entries = Vec::with_capacity(pieces.len());
+    ) -> Result<Acks, LocalStoreError> {
         let mut acks = Vec::new();
         let mut unplaced = reserved;
         let mut rest = pieces;
@@ -499,7 +503,6 @@ impl PackWriter {
                 return Err(LocalStoreError::CommitterGone);
             };
             batch.reserved += placed;
-            entries.extend_from_slice(&step_entries);
             batch.entries.push((IndexWrite::Chunks(step_entries), ack));
             acks.push(done);
             drop(state);
@@ -508,7 +511,7 @@ impl PackWriter {
         if unplaced > 0 {
             self.shared.room.add_permits(unplaced);
         }
-        Ok((entries, acks))
+        Ok(acks)
     }
 }
 
@@ -553,7 +556,7 @@ impl Drop for StopGuard<'_> {
 
 /// The writer thread: writes queued (or else gathering) buffers in order,
 /// then passes their entries on to the committer.
-fn run_writer(shared: &Shared, committer: &mpsc::Sender<ToCommit>) {
+fn run_writer(shared: &Shared, committer: &mpsc::Sender<ToCommit>, cache: &EntryCache) {
     let _stop = StopGuard(shared);
     loop {
         let mut batch = {
@@ -591,15 +594,19 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<ToCommit>) {
         // Borrowed memory goes back to its owner (an import's read blocks)
         // as soon as it is on disk.
         batch.segments.clear();
-        // The room goes back before the entries go on, so that a committer
-        // receiving the last entries sees a writer with nothing left.
+        // The room goes back as soon as the bytes are on disk.
         shared.room.add_permits(std::mem::take(&mut batch.reserved));
         match written {
             Ok(()) => {
-                // The chunks are stored: their entries go to the committer
-                // (which commits them before anything handed to it later),
-                // and the puts return.
+                // The chunks are stored: their entries are pinned in the
+                // cache (this process finds the chunks from now on) and go
+                // to the committer (which commits them before anything
+                // handed to it later, then unpins them), and the puts
+                // return.
                 for (write, ack) in batch.entries.drain(..) {
+                    if let IndexWrite::Chunks(entries) = &write {
+                        cache.pin_all(entries);
+                    }
                     let handed_over = committer
                         .send((write, None))
                         .map_err(|_| Failure::Commit("the store's committer has stopped".into()));
