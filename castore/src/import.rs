@@ -718,7 +718,7 @@ fn spread_large_files(nodes: &[Scanned]) -> Vec<usize> {
     // Large file k goes after the first (k + 1/2) / large.len() of the
     // small files.
     let mut files = Vec::with_capacity(small.len() + large.len());
-    let mut small_files = small.into_iter().peekable();
+    let mut small_files = small.into_iter();
     let small_count = small_files.len();
     let large_count = large.len();
     for (k, file) in large.into_iter().enumerate() {

@@ -3,6 +3,8 @@
 //! names their chunks. A second store opened on the same directory plays
 //! the other process that reads the index.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,20 +14,7 @@ use cairn_castore::{BlobService, ChunkMap, ChunkRef, ChunkService, Digest};
 
 /// Distinct pseudo-random chunks of 1 byte to 16 KiB.
 fn chunks(count: usize, seed: u64) -> Vec<(Digest, Bytes)> {
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    (0..count)
-        .map(|_| {
-            let len = (next() % (16 << 10)) as usize + 1;
-            let data: Bytes = (0..len).map(|_| next() as u8).collect::<Vec<u8>>().into();
-            (Digest::of(&data), data)
-        })
-        .collect()
+    common::pseudo_random_chunks(count, seed, 16 << 10)
 }
 
 /// How many of `chunks` `store` finds, with their bytes checked.

@@ -2,6 +2,8 @@
 //! writes, and every chunk reads back exactly, in this process and after
 //! reopening the store, on a disk filesystem and on tmpfs.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,21 +14,7 @@ use cairn_castore::{ChunkRef, ChunkRun, ChunkService};
 
 /// Deterministic pseudo-random chunks of 1 byte to 128 KiB.
 fn chunks(count: usize, seed: u64) -> Vec<(Digest, Bytes)> {
-    let mut state = seed;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    (0..count)
-        .map(|_| {
-            let len = (next() % (128 << 10)) as usize + 1;
-            let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
-            let data = Bytes::from(data);
-            (Digest::of(&data), data)
-        })
-        .collect()
+    common::pseudo_random_chunks(count, seed, 128 << 10)
 }
 
 async fn put_concurrently_and_read_back(root: &Path, compress: bool) {
