@@ -57,12 +57,15 @@ fn blob_of(chunks: &[(Digest, Bytes)]) -> (Digest, ChunkMap) {
     (Digest::of(&whole), map)
 }
 
+/// A blob's digest, its chunk map, and its chunks.
+type BlobWithChunks = (Digest, ChunkMap, Vec<(Digest, Bytes)>);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_map_is_never_visible_before_its_chunks() {
     let tmp = tempfile::tempdir().unwrap();
     let writer = LocalStore::open(tmp.path()).unwrap();
     let reader = Arc::new(LocalStore::open(tmp.path()).unwrap());
-    let blobs: Arc<Vec<(Digest, ChunkMap, Vec<(Digest, Bytes)>)>> = Arc::new(
+    let blobs: Arc<Vec<BlobWithChunks>> = Arc::new(
         (0..20u64)
             .map(|round| {
                 let chunks = chunks(40, 100 + round);
