@@ -445,8 +445,11 @@ impl ChunkSink {
 }
 
 /// Bytes read from a large file per step: chunked and hashed while they
-/// are still in the CPU's caches.
-const READ_STEP: usize = 2 << 20;
+/// are still in the CPU's caches. A step and the chunk tail carried into
+/// the next (less than the largest chunk) fit a core's 1 MiB L2 cache;
+/// in four sets of alternating runs, imports with 512 KiB steps took a
+/// median 4-16% less time than with 2 MiB steps.
+const READ_STEP: usize = 512 << 10;
 /// Size of the pooled read blocks (see [`crate::read_blocks`]).
 const BLOCK_SIZE: usize = 4 << 20;
 /// Read blocks alive beyond one per reader: those whose runs the store has
@@ -482,7 +485,7 @@ fn read_step(file: &mut File, buf: &mut [u8], expected: usize) -> std::io::Resul
 /// Files at least this large are read ahead of their reads.
 const READ_AHEAD_FROM: u64 = 1 << 20;
 /// How far ahead of the next read of a large file its bytes are asked for.
-const READ_AHEAD: u64 = 2 * READ_STEP as u64;
+const READ_AHEAD: u64 = 4 << 20;
 /// The most one request for read-ahead asks for: Linux reads at most the
 /// device's request size (or the read-ahead window) per request, commonly
 /// 1 MiB or more.
