@@ -649,14 +649,13 @@ fn ingest_file(
         } else {
             // The whole-blob digest alongside the chunks' own.
             let h = hasher.get_or_insert_with(blake3::Hasher::new);
+            // A step (READ_STEP, plus less than a chunk carried over) is
+            // too small to split the whole-blob hash: one thread hashes it
+            // whole while the others hash its chunks.
             rayon::join(
                 || hash_chunks(&mut digests),
                 || {
-                    if pos >= 1 << 20 {
-                        h.update_rayon(&data[..pos]);
-                    } else {
-                        h.update(&data[..pos]);
-                    }
+                    h.update(&data[..pos]);
                 },
             );
         }
