@@ -28,6 +28,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 use tokio::runtime::Handle;
 
+use crate::many_hash::ManyHasher;
 use crate::read_blocks::{Arena, BlockPool};
 use crate::services::blob::{BlobError, ChunkMap, ChunkRef};
 use crate::{
@@ -694,6 +695,172 @@ fn ingest_file(
     }
 }
 
+/// Small files read by one task before their digests are computed
+/// together (see [`ingest_small_files`]): enough for every SIMD lane of
+/// the hash, few enough bytes to stay in the core's cache.
+const GROUP_FILES: usize = 32;
+/// The most bytes of small files one group reads.
+const GROUP_BYTES: u64 = 512 << 10;
+
+thread_local! {
+    /// This thread's hasher of small files, with its working memory.
+    static MANY_HASHER: std::cell::RefCell<ManyHasher> =
+        std::cell::RefCell::new(ManyHasher::new());
+}
+
+/// A file's node in the scan tree, and its digest, size and chunk map (for
+/// a file of more than one chunk).
+type IngestedFile = (usize, (Digest, u64, Option<ChunkMap>));
+
+/// A file of a group read into the arena: its node, and where its bytes
+/// lie among the pending ones.
+struct ReadSmall {
+    node: usize,
+    offset: usize,
+    len: usize,
+}
+
+/// Reads a group of small files (each stored whole, as one chunk, see
+/// [`crate::ChunkerConfig::keeps_whole`]) one after another into the
+/// arena, hashes them together ([`ManyHasher::hash_each`]: the files' bytes
+/// share the SIMD lanes that one small file leaves mostly idle), and hands
+/// their chunks to `sink` as one run. A group whose files do not fit in
+/// the rest of the arena's block is hashed and handed on in parts. The
+/// digest and size of each file, by its node.
+fn ingest_small_files(
+    sink: &ChunkSink,
+    arena: &mut Arena,
+    tree: &ScanTree,
+    group: &[usize],
+    progress: &Option<Arc<dyn Fn(u64) + Send + Sync>>,
+    out: &mut Vec<IngestedFile>,
+) -> Result<(), ImportError> {
+    arena.clear_pending();
+    let mut read: Vec<ReadSmall> = Vec::with_capacity(group.len());
+    for &node in group {
+        let Scanned::File { path, size, .. } = &tree.nodes[node] else {
+            return Err(ImportError::Cancelled);
+        };
+        // The whole file, and one byte more to notice a file that grew.
+        let want = (*size as usize).saturating_add(1);
+        if !read.is_empty() && !arena.has_room(want) {
+            hand_on_small_files(sink, arena, &mut read, out)?;
+        }
+        let mut file = open_in_parent(path).map_err(io_err(path))?;
+        arena.reserve(want, &|| sink.flush());
+        let offset = arena.pending().len();
+        let got = read_step(&mut file, &mut arena.spare_mut()[..want], *size as usize)
+            .map_err(io_err(path))?;
+        drop(file);
+        arena.fill(got);
+        if got as u64 != *size {
+            return Err(ImportError::Changed { path: path.clone() });
+        }
+        if let Some(p) = progress {
+            p(got as u64);
+        }
+        read.push(ReadSmall {
+            node,
+            offset,
+            len: got,
+        });
+    }
+    hand_on_small_files(sink, arena, &mut read, out)?;
+    if sink.failed.load(Ordering::Relaxed) {
+        return Err(ImportError::Cancelled);
+    }
+    Ok(())
+}
+
+/// Hashes the small files `read` holds (all of the arena's pending bytes,
+/// back to back), hands them to `sink` as one run, and records their
+/// digests in `out`.
+fn hand_on_small_files(
+    sink: &ChunkSink,
+    arena: &mut Arena,
+    read: &mut Vec<ReadSmall>,
+    out: &mut Vec<IngestedFile>,
+) -> Result<(), ImportError> {
+    if read.is_empty() {
+        return Ok(());
+    }
+    let data = arena.pending();
+    let inputs: Vec<&[u8]> = read
+        .iter()
+        .map(|file| &data[file.offset..file.offset + file.len])
+        .collect();
+    let mut digests = Vec::with_capacity(read.len());
+    MANY_HASHER.with_borrow_mut(|hasher| hasher.hash_each(&inputs, &mut digests));
+    let mut chunks = Vec::with_capacity(read.len());
+    for (file, digest) in read.iter().zip(&digests) {
+        out.push((file.node, (*digest, file.len as u64, None)));
+        if file.len > 0 {
+            chunks.push(ChunkRef {
+                digest: *digest,
+                size: file.len as u32,
+            });
+        }
+    }
+    let total = data.len();
+    read.clear();
+    if !chunks.is_empty() {
+        let run = ChunkRun::new(arena.split_run(total), chunks).ok_or_else(|| ImportError::Io {
+            path: PathBuf::from("<small files>"),
+            source: std::io::Error::other("chunks past the bytes read"),
+        })?;
+        sink.put_run(run);
+    } else {
+        arena.clear_pending();
+    }
+    Ok(())
+}
+
+/// What one task of the blob phase reads: a large file, or a group of
+/// consecutive small ones.
+enum Work<'a> {
+    Large(usize),
+    Small(&'a [usize]),
+}
+
+/// `files` (in reading order) as tasks: each large file alone, the small
+/// files between them in groups of at most [`GROUP_FILES`] files and
+/// [`GROUP_BYTES`] bytes.
+fn group_small_files<'a>(
+    files: &'a [usize],
+    nodes: &[Scanned],
+    chunker: crate::ChunkerConfig,
+) -> Vec<Work<'a>> {
+    let size_of = |i: usize| match &nodes[i] {
+        Scanned::File { size, .. } => *size,
+        _ => 0,
+    };
+    let mut work = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (at, &file) in files.iter().enumerate() {
+        let size = size_of(file);
+        if !chunker.keeps_whole(size) {
+            if start < at {
+                work.push(Work::Small(&files[start..at]));
+            }
+            work.push(Work::Large(file));
+            start = at + 1;
+            bytes = 0;
+            continue;
+        }
+        if at > start && (at - start >= GROUP_FILES || bytes + size > GROUP_BYTES) {
+            work.push(Work::Small(&files[start..at]));
+            start = at;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < files.len() {
+        work.push(Work::Small(&files[start..]));
+    }
+    work
+}
+
 /// Files at least this large are spread out among the others (see
 /// [`spread_large_files`]).
 const SPREAD_FROM: u64 = 4 << 20;
@@ -785,16 +952,27 @@ pub async fn import_scanned(
     // Phase 2: blobs.
     let files = spread_large_files(&tree.nodes);
     let (sink2, progress, tree2) = (sink.clone(), options.progress.clone(), tree.clone());
+    let chunker = store.chunker;
     let results = tokio::task::spawn_blocking(move || {
-        let results = files
+        let work = group_small_files(&files, &tree2.nodes, chunker);
+        let results = work
             .par_iter()
-            .map(|&i| {
-                let Scanned::File { path, size, .. } = &tree2.nodes[i] else {
-                    return Err(ImportError::Cancelled);
-                };
+            .map(|work| {
                 let arena = sink2.arenas.lock().unwrap_or_else(|p| p.into_inner()).pop();
                 let mut arena = arena.unwrap_or_else(|| Arena::new(sink2.blocks.clone()));
-                let r = ingest_file(&sink2, &mut arena, path, *size, &progress);
+                let mut done = Vec::new();
+                let r = match *work {
+                    Work::Large(i) => match &tree2.nodes[i] {
+                        Scanned::File { path, size, .. } => {
+                            ingest_file(&sink2, &mut arena, path, *size, &progress)
+                                .map(|v| done.push((i, v)))
+                        }
+                        _ => Err(ImportError::Cancelled),
+                    },
+                    Work::Small(group) => {
+                        ingest_small_files(&sink2, &mut arena, &tree2, group, &progress, &mut done)
+                    }
+                };
                 arena.clear_pending();
                 sink2
                     .arenas
@@ -804,7 +982,7 @@ pub async fn import_scanned(
                 if r.is_err() {
                     sink2.failed.store(true, Ordering::Relaxed);
                 }
-                r.map(|v| (i, v))
+                r.map(|()| done)
             })
             .collect::<Vec<_>>();
         sink2.flush();
@@ -842,8 +1020,12 @@ pub async fn import_scanned(
     // Every node by its index in the tree: files now, directories below.
     let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
     let mut maps = Vec::new();
-    for r in results {
-        let (i, (digest, size, map)) = r?;
+    for (i, (digest, size, map)) in results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+    {
         let executable = matches!(
             tree.nodes[i],
             Scanned::File {
@@ -968,6 +1150,67 @@ mod tests {
             size,
             executable: false,
         }
+    }
+
+    #[test]
+    fn small_files_are_grouped_and_large_ones_read_alone() {
+        let chunker = crate::ChunkerConfig::default();
+        let whole = u64::from(chunker.avg_size);
+        let sizes = [
+            10,
+            whole,
+            whole + 1,
+            0,
+            5,
+            SPREAD_FROM,
+            whole,
+            whole,
+            whole,
+            whole,
+            whole,
+            whole,
+            whole,
+            whole,
+            1,
+        ];
+        let mut nodes: Vec<Scanned> = sizes.iter().map(|s| file(*s)).collect();
+        nodes.extend((0..70).map(|_| file(100)));
+        let files: Vec<usize> = (0..nodes.len()).collect();
+        let work = group_small_files(&files, &nodes, chunker);
+        let mut seen = Vec::new();
+        for item in &work {
+            match item {
+                Work::Large(i) => {
+                    assert!(!chunker.keeps_whole(sizes[*i]), "{i} read alone");
+                    seen.push(*i);
+                }
+                Work::Small(group) => {
+                    assert!(!group.is_empty() && group.len() <= GROUP_FILES);
+                    let bytes: u64 = group
+                        .iter()
+                        .map(|&i| match &nodes[i] {
+                            Scanned::File { size, .. } => *size,
+                            _ => 0,
+                        })
+                        .sum();
+                    assert!(bytes <= GROUP_BYTES || group.len() == 1, "{group:?}");
+                    for &i in *group {
+                        assert!(i >= sizes.len() || chunker.keeps_whole(sizes[i]));
+                    }
+                    seen.extend_from_slice(group);
+                }
+            }
+        }
+        // Every file once, in reading order.
+        assert_eq!(seen, files);
+        // Eight files of the largest size stored whole fill one group's
+        // bytes: the file after them starts another.
+        assert_eq!(GROUP_BYTES, 8 * whole);
+        let full: Vec<usize> = (6..14).collect();
+        assert!(
+            work.iter()
+                .any(|w| matches!(w, Work::Small(g) if *g == full.as_slice()))
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod digest;
 pub mod directory;
 pub mod export;
 pub mod import;
+pub mod many_hash;
 pub mod node;
 mod read_blocks;
 pub mod services;

@@ -350,6 +350,16 @@ impl Arena {
         self.handed_out = 0;
     }
 
+    /// Whether `additional` more bytes fit after the pending ones in the
+    /// current block, so that [`Arena::reserve`] would not move them.
+    pub(crate) fn has_room(&self, additional: usize) -> bool {
+        let pending = self.end - self.start;
+        self.block.as_ref().is_some_and(|block| {
+            self.start.max(self.handed_out).next_multiple_of(RUN_ALIGN) + pending + additional
+                <= block.len()
+        })
+    }
+
     /// The free room after the pending bytes (see [`Arena::reserve`]);
     /// empty until `reserve` has moved the pending bytes past the last run
     /// handed out.
