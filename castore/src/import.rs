@@ -1064,11 +1064,13 @@ pub async fn import_scanned(
                 })
         }
     });
-    for r in futures::future::join_all(map_puts).await {
-        r?;
-    }
+    // The chunk maps go to the store, and the packs are synced, while the
+    // directories are built: the maps need committing only before the
+    // directories that name their blobs, which wait for them below.
+    let maps_stored = tokio::spawn(futures::future::join_all(map_puts));
+    let blobs = store.blobs.clone();
+    let chunks_synced = tokio::spawn(async move { blobs.chunks().flush().await });
 
-    tracing::info!(elapsed = ?started.elapsed(), "import: chunk maps stored");
     // Phase 3: directories, deepest level first.
     for (i, scanned) in tree.nodes.iter().enumerate() {
         if let Scanned::Symlink(target) = scanned {
@@ -1119,10 +1121,11 @@ pub async fn import_scanned(
         }
     }
     tracing::info!(elapsed = ?started.elapsed(), directories = dirs.len(), "import: directories built");
-    // The packs are synced while the directories are committed; the sync
-    // after them makes the directories durable too.
-    let blobs = store.blobs.clone();
-    let chunks_synced = tokio::spawn(async move { blobs.chunks().flush().await });
+    for r in maps_stored.await.map_err(|_| ImportError::Cancelled)? {
+        r?;
+    }
+    tracing::info!(elapsed = ?started.elapsed(), "import: chunk maps stored");
+    // The sync after the directories makes them durable too.
     store.directories.put_tree(&dirs).await?;
     tracing::info!(elapsed = ?started.elapsed(), "import: directories stored");
     chunks_synced

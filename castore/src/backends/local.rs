@@ -61,6 +61,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use rayon::prelude::*;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
@@ -590,9 +591,15 @@ impl LocalStore {
         directories: &[Directory],
         earlier_in_slice: bool,
     ) -> Result<Vec<Digest>, DirectoryServiceError> {
-        // Each encoded once: for its digest and for the index.
-        let encoded: Vec<Vec<u8>> = directories.iter().map(Directory::encode).collect();
-        let digests: Vec<Digest> = encoded.iter().map(|e| Digest::of(e)).collect();
+        // Each encoded once, for its digest and for the index, on all cores.
+        let (encoded, digests): (Vec<Vec<u8>>, Vec<Digest>) = directories
+            .par_iter()
+            .map(|directory| {
+                let encoded = directory.encode();
+                let digest = Digest::of(&encoded);
+                (encoded, digest)
+            })
+            .unzip();
         // With `earlier_in_slice`, each directory's place and size in the
         // slice: a child found here at an earlier place is stored with it.
         let mut in_slice: HashMap<Digest, (usize, u64), BuildHasherDefault<DigestHasher>> =
@@ -1072,7 +1079,10 @@ fn commit_batch(conn: &mut Connection, batch: &[ToCommit]) -> Result<(), String>
                     dir.execute(params![digest.as_bytes().as_slice(), *size as i64, data])
                 }
                 IndexWrite::Directories(directories) => {
-                    directories.iter().try_fold(0, |n, (digest, size, data)| {
+                    // In key order, as the chunk entries above.
+                    let mut sorted: Vec<&(Digest, u64, Vec<u8>)> = directories.iter().collect();
+                    sorted.sort_unstable_by_key(|(digest, _, _)| *digest);
+                    sorted.into_iter().try_fold(0, |n, (digest, size, data)| {
                         dir.execute(params![digest.as_bytes().as_slice(), *size as i64, data])
                             .map(|m| n + m)
                     })
