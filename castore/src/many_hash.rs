@@ -11,13 +11,13 @@
 //!
 //! [`ManyHasher::hash_each`] hashes a batch of inputs together. Every chunk
 //! of every input is one job, and 16 jobs at a time go through one AVX-512
-//! compression, a lane each, block by block (jobs with fewer blocks sit out
-//! the rest under a lane mask). The chunk chaining values of inputs of more
-//! than one chunk are then merged into parent nodes the same way, level by
-//! level, pairing them from the left as BLAKE3's tree does. The digests are
-//! those of `blake3::hash`: the tests compare them on inputs of every length
-//! class, alone and in batches. Without AVX-512, each input goes to the
-//! crate.
+//! compression (8 with AVX2), a lane each, block by block (jobs with fewer
+//! blocks sit out the rest under a lane mask). The chunk chaining values of
+//! inputs of more than one chunk are then merged into parent nodes the same
+//! way, level by level, pairing them from the left as BLAKE3's tree does.
+//! The digests are those of `blake3::hash`: the tests compare them, with
+//! every kernel the CPU runs, on inputs of every length class, alone and in
+//! batches. Without AVX2, each input goes to the crate.
 
 use crate::Digest;
 
@@ -87,7 +87,6 @@ impl ChunkJob {
 
 /// Hashes batches of inputs with BLAKE3 across SIMD lanes, keeping its
 /// working memory from one batch to the next.
-#[derive(Default)]
 pub struct ManyHasher {
     jobs: Vec<ChunkJob>,
     /// Chaining values: each input's nodes of the current tree level, the
@@ -96,30 +95,54 @@ pub struct ManyHasher {
     /// Where each input's nodes start in `cvs`, and how many it has.
     first_cv: Vec<(usize, usize)>,
     parents: Vec<ParentJob>,
+    /// The widest kernel used: [`Kernel::lanes`] at most this.
+    max_lanes: usize,
+}
+
+impl Default for ManyHasher {
+    fn default() -> ManyHasher {
+        ManyHasher::with_max_lanes(MAX_LANES)
+    }
 }
 
 impl ManyHasher {
-    /// A hasher with nothing allocated yet.
+    /// A hasher with nothing allocated yet, using the widest kernel this
+    /// CPU runs.
     pub fn new() -> ManyHasher {
         ManyHasher::default()
+    }
+
+    /// A hasher whose kernel has at most `max_lanes` lanes (8: AVX2 even
+    /// where AVX-512 runs; below 8: the `blake3` crate, one input at a
+    /// time), to compare them.
+    pub fn with_max_lanes(max_lanes: usize) -> ManyHasher {
+        ManyHasher {
+            jobs: Vec::new(),
+            cvs: Vec::new(),
+            first_cv: Vec::new(),
+            parents: Vec::new(),
+            max_lanes,
+        }
     }
 
     /// Replaces `out` with the BLAKE3 digest of each of `inputs`, in order:
     /// the same digests as [`Digest::of`], computed together.
     pub fn hash_each(&mut self, inputs: &[&[u8]], out: &mut Vec<Digest>) {
-        out.clear();
-        #[cfg(target_arch = "x86_64")]
-        if inputs.len() > 1 && avx512::available() {
-            // SAFETY: the CPU has the AVX-512 features the kernel uses.
-            unsafe { self.hash_each_avx512(inputs, out) };
-            return;
+        let kernel = Kernel::available()
+            .iter()
+            .find(|kernel| kernel.lanes() <= self.max_lanes)
+            .copied();
+        match kernel {
+            Some(kernel) if inputs.len() > 1 => self.hash_each_with(kernel, inputs, out),
+            _ => {
+                out.clear();
+                out.extend(inputs.iter().map(|input| Digest::of(input)));
+            }
         }
-        out.extend(inputs.iter().map(|input| Digest::of(input)));
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn hash_each_avx512(&mut self, inputs: &[&[u8]], out: &mut Vec<Digest>) {
+    fn hash_each_with(&mut self, kernel: Kernel, inputs: &[&[u8]], out: &mut Vec<Digest>) {
+        out.clear();
         // One job per chunk; each input's chunks get consecutive slots.
         self.jobs.clear();
         self.first_cv.clear();
@@ -147,10 +170,11 @@ impl ManyHasher {
             .sort_unstable_by_key(|job| (std::cmp::Reverse(job.blocks()), job.slot));
         self.cvs.clear();
         self.cvs.resize(slots, [0; 8]);
-        for batch in self.jobs.chunks(LANES) {
-            // SAFETY: AVX-512F is enabled for this function; every job's
-            // range lies within its input (built above).
-            let cvs = unsafe { avx512::compress_chunks(batch, inputs) };
+        let mut cvs = [[0u32; 8]; MAX_LANES];
+        for batch in self.jobs.chunks(kernel.lanes()) {
+            // SAFETY: `available` found the kernel's features on this CPU;
+            // every job's range lies within its input (built above).
+            unsafe { kernel.compress_chunks(batch, inputs, &mut cvs) };
             for (job, cv) in batch.iter().zip(cvs) {
                 self.cvs[job.slot] = cv;
             }
@@ -175,9 +199,10 @@ impl ManyHasher {
             if parents.is_empty() {
                 break;
             }
-            for batch in parents.chunks(LANES) {
-                // SAFETY: AVX-512F is enabled; every index is within cvs.
-                let cvs = unsafe { avx512::compress_parents(batch, &self.cvs) };
+            for batch in parents.chunks(kernel.lanes()) {
+                // SAFETY: the CPU has the kernel's features; every index is
+                // within cvs.
+                unsafe { kernel.compress_parents(batch, &self.cvs, &mut cvs) };
                 // The parent of nodes 2k and 2k+1 goes where node k of the
                 // next level belongs: first + k, already read (k <= 2k).
                 for (job, cv) in batch.iter().zip(cvs) {
@@ -206,6 +231,100 @@ impl ManyHasher {
     }
 }
 
+/// A SIMD compression of several lanes at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kernel {
+    /// 16 lanes of AVX-512.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    /// 8 lanes of AVX2.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+/// The most lanes of any kernel.
+const MAX_LANES: usize = 16;
+
+impl Kernel {
+    /// The kernels this CPU runs, widest first (checked once).
+    fn available() -> &'static [Kernel] {
+        static AVAILABLE: std::sync::OnceLock<Vec<Kernel>> = std::sync::OnceLock::new();
+        AVAILABLE.get_or_init(|| {
+            let mut kernels = Vec::new();
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    kernels.push(Kernel::Avx512);
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    kernels.push(Kernel::Avx2);
+                }
+            }
+            kernels
+        })
+    }
+
+    fn lanes(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => LANES,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => avx2::LANES,
+        }
+    }
+
+    /// Writes the chaining values (or, for a root chunk, the output) of
+    /// `jobs`, at most [`Kernel::lanes`] of them, to the start of `out`.
+    ///
+    /// # Safety
+    /// The CPU must run the kernel ([`Kernel::available`]), and every job's
+    /// range must lie within its input.
+    unsafe fn compress_chunks(
+        self,
+        jobs: &[ChunkJob],
+        inputs: &[&[u8]],
+        out: &mut [[u32; 8]; MAX_LANES],
+    ) {
+        match self {
+            // SAFETY: as this function's.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => *out = unsafe { avx512::compress_chunks(jobs, inputs) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                // SAFETY: as this function's.
+                let cvs = unsafe { avx2::compress_chunks(jobs, inputs) };
+                out[..avx2::LANES].copy_from_slice(&cvs);
+            }
+        }
+    }
+
+    /// Writes the chaining values (or, for a root, the output) of the
+    /// parent nodes `jobs`, at most [`Kernel::lanes`] of them, to the start
+    /// of `out`.
+    ///
+    /// # Safety
+    /// The CPU must run the kernel, and `left + 1` of every job must be an
+    /// index of `cvs`.
+    unsafe fn compress_parents(
+        self,
+        jobs: &[ParentJob],
+        cvs: &[[u32; 8]],
+        out: &mut [[u32; 8]; MAX_LANES],
+    ) {
+        match self {
+            // SAFETY: as this function's.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => *out = unsafe { avx512::compress_parents(jobs, cvs) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                // SAFETY: as this function's.
+                let parents = unsafe { avx2::compress_parents(jobs, cvs) };
+                out[..avx2::LANES].copy_from_slice(&parents);
+            }
+        }
+    }
+}
+
 /// One parent node to compress: nodes `left` and `left + 1` of [`ManyHasher::cvs`].
 #[derive(Clone, Copy)]
 struct ParentJob {
@@ -223,12 +342,6 @@ mod avx512 {
     use super::{
         BLOCK_LEN, CHUNK_END, CHUNK_START, ChunkJob, IV, LANES, PARENT, ParentJob, ROOT, SCHEDULE,
     };
-
-    /// Whether this CPU runs the kernel (checked once).
-    pub(super) fn available() -> bool {
-        static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
-    }
 
     /// BLAKE3's quarter-round on state words `a`, `b`, `c`, `d` with message
     /// words `x` and `y`. A macro, not a function: as a function the
@@ -502,6 +615,329 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    //! The 8-lane compression for CPUs without AVX-512: vector `i` holds
+    //! word `i` of every lane, as in the 16-lane one.
+
+    use std::arch::x86_64::*;
+
+    use super::{
+        BLOCK_LEN, CHUNK_END, CHUNK_START, ChunkJob, IV, PARENT, ParentJob, ROOT, SCHEDULE,
+    };
+
+    /// Lanes of one AVX2 compression.
+    pub(super) const LANES: usize = 8;
+
+    /// Rotations right by 16 and 8 bits move whole bytes: one shuffle.
+    #[inline(always)]
+    unsafe fn rotate_right_16(x: __m256i) -> __m256i {
+        // SAFETY: register-only; the caller runs with AVX2.
+        unsafe {
+            _mm256_shuffle_epi8(
+                x,
+                _mm256_set_epi8(
+                    13, 12, 15, 14, 9, 8, 11, 10, 5, 4, 7, 6, 1, 0, 3, 2, 13, 12, 15, 14, 9, 8, 11,
+                    10, 5, 4, 7, 6, 1, 0, 3, 2,
+                ),
+            )
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn rotate_right_8(x: __m256i) -> __m256i {
+        // SAFETY: register-only; the caller runs with AVX2.
+        unsafe {
+            _mm256_shuffle_epi8(
+                x,
+                _mm256_set_epi8(
+                    12, 15, 14, 13, 8, 11, 10, 9, 4, 7, 6, 5, 0, 3, 2, 1, 12, 15, 14, 13, 8, 11,
+                    10, 9, 4, 7, 6, 5, 0, 3, 2, 1,
+                ),
+            )
+        }
+    }
+
+    /// The quarter-round, as the 16-lane one's.
+    macro_rules! g {
+        ($v:ident, $a:literal, $b:literal, $c:literal, $d:literal, $x:expr, $y:expr) => {
+            $v[$a] = _mm256_add_epi32(_mm256_add_epi32($v[$a], $v[$b]), $x);
+            $v[$d] = rotate_right_16(_mm256_xor_si256($v[$d], $v[$a]));
+            $v[$c] = _mm256_add_epi32($v[$c], $v[$d]);
+            let t = _mm256_xor_si256($v[$b], $v[$c]);
+            $v[$b] = _mm256_or_si256(_mm256_srli_epi32::<12>(t), _mm256_slli_epi32::<20>(t));
+            $v[$a] = _mm256_add_epi32(_mm256_add_epi32($v[$a], $v[$b]), $y);
+            $v[$d] = rotate_right_8(_mm256_xor_si256($v[$d], $v[$a]));
+            $v[$c] = _mm256_add_epi32($v[$c], $v[$d]);
+            let t = _mm256_xor_si256($v[$b], $v[$c]);
+            $v[$b] = _mm256_or_si256(_mm256_srli_epi32::<7>(t), _mm256_slli_epi32::<25>(t));
+        };
+    }
+
+    macro_rules! round {
+        ($v:ident, $m:ident, $r:literal) => {
+            let s = &SCHEDULE[$r];
+            g!($v, 0, 4, 8, 12, $m[s[0]], $m[s[1]]);
+            g!($v, 1, 5, 9, 13, $m[s[2]], $m[s[3]]);
+            g!($v, 2, 6, 10, 14, $m[s[4]], $m[s[5]]);
+            g!($v, 3, 7, 11, 15, $m[s[6]], $m[s[7]]);
+            g!($v, 0, 5, 10, 15, $m[s[8]], $m[s[9]]);
+            g!($v, 1, 6, 11, 12, $m[s[10]], $m[s[11]]);
+            g!($v, 2, 7, 8, 13, $m[s[12]], $m[s[13]]);
+            g!($v, 3, 4, 9, 14, $m[s[14]], $m[s[15]]);
+        };
+    }
+
+    /// One compression of 8 lanes; lanes whose `active` word is zero keep
+    /// their chaining value.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn compress(
+        cv: &mut [__m256i; 8],
+        m: &[__m256i; 16],
+        counter_lo: __m256i,
+        counter_hi: __m256i,
+        block_len: __m256i,
+        flags: __m256i,
+        active: __m256i,
+    ) {
+        // SAFETY: register-only arithmetic; the caller runs with AVX2.
+        unsafe {
+            let mut v = [
+                cv[0],
+                cv[1],
+                cv[2],
+                cv[3],
+                cv[4],
+                cv[5],
+                cv[6],
+                cv[7],
+                _mm256_set1_epi32(IV[0] as i32),
+                _mm256_set1_epi32(IV[1] as i32),
+                _mm256_set1_epi32(IV[2] as i32),
+                _mm256_set1_epi32(IV[3] as i32),
+                counter_lo,
+                counter_hi,
+                block_len,
+                flags,
+            ];
+            round!(v, m, 0);
+            round!(v, m, 1);
+            round!(v, m, 2);
+            round!(v, m, 3);
+            round!(v, m, 4);
+            round!(v, m, 5);
+            round!(v, m, 6);
+            for i in 0..8 {
+                cv[i] = _mm256_blendv_epi8(cv[i], _mm256_xor_si256(v[i], v[i + 8]), active);
+            }
+        }
+    }
+
+    /// Transposes 8 rows of 8 words: word `w` of row `l` becomes word `l`
+    /// of row `w`.
+    #[inline(always)]
+    unsafe fn transpose(r: &[__m256i; 8]) -> [__m256i; 8] {
+        // SAFETY: register-only shuffles; the caller runs with AVX2.
+        unsafe {
+            let t = [
+                _mm256_unpacklo_epi32(r[0], r[1]),
+                _mm256_unpackhi_epi32(r[0], r[1]),
+                _mm256_unpacklo_epi32(r[2], r[3]),
+                _mm256_unpackhi_epi32(r[2], r[3]),
+                _mm256_unpacklo_epi32(r[4], r[5]),
+                _mm256_unpackhi_epi32(r[4], r[5]),
+                _mm256_unpacklo_epi32(r[6], r[7]),
+                _mm256_unpackhi_epi32(r[6], r[7]),
+            ];
+            // u[k] holds word k (low 128 bits) and word k + 4 (high) of
+            // rows 0-3; u[4 + k] the same of rows 4-7.
+            let u = [
+                _mm256_unpacklo_epi64(t[0], t[2]),
+                _mm256_unpackhi_epi64(t[0], t[2]),
+                _mm256_unpacklo_epi64(t[1], t[3]),
+                _mm256_unpackhi_epi64(t[1], t[3]),
+                _mm256_unpacklo_epi64(t[4], t[6]),
+                _mm256_unpackhi_epi64(t[4], t[6]),
+                _mm256_unpacklo_epi64(t[5], t[7]),
+                _mm256_unpackhi_epi64(t[5], t[7]),
+            ];
+            [
+                _mm256_permute2x128_si256::<0x20>(u[0], u[4]),
+                _mm256_permute2x128_si256::<0x20>(u[1], u[5]),
+                _mm256_permute2x128_si256::<0x20>(u[2], u[6]),
+                _mm256_permute2x128_si256::<0x20>(u[3], u[7]),
+                _mm256_permute2x128_si256::<0x31>(u[0], u[4]),
+                _mm256_permute2x128_si256::<0x31>(u[1], u[5]),
+                _mm256_permute2x128_si256::<0x31>(u[2], u[6]),
+                _mm256_permute2x128_si256::<0x31>(u[3], u[7]),
+            ]
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn words(values: &[u32; LANES]) -> __m256i {
+        // SAFETY: an unaligned load of exactly 32 bytes from the array;
+        // the caller runs with AVX2.
+        unsafe { _mm256_loadu_si256(values.as_ptr().cast()) }
+    }
+
+    /// Every lane's chaining value, as 8 words.
+    #[inline(always)]
+    unsafe fn lanes_out(cv: &[__m256i; 8]) -> [[u32; 8]; LANES] {
+        let mut by_word = [[0u32; LANES]; 8];
+        for (word, values) in cv.iter().zip(by_word.iter_mut()) {
+            // SAFETY: an unaligned store of exactly 32 bytes into the
+            // array; the caller runs with AVX2.
+            unsafe { _mm256_storeu_si256(values.as_mut_ptr().cast(), *word) };
+        }
+        std::array::from_fn(|lane| std::array::from_fn(|w| by_word[w][lane]))
+    }
+
+    /// The chaining values (or, for a root chunk, the output) of up to 8
+    /// chunks.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, and every job's `offset..offset + len` must
+    /// lie within `inputs[job.input]`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn compress_chunks(jobs: &[ChunkJob], inputs: &[&[u8]]) -> [[u32; 8]; LANES] {
+        let mut data = [std::ptr::null::<u8>(); LANES];
+        let mut lens = [0usize; LANES];
+        let mut lens32 = [0u32; LANES];
+        let mut last_flags = [0u32; LANES];
+        let (mut counter_lo, mut counter_hi) = ([0u32; LANES], [0u32; LANES]);
+        let mut block_counts = [0u32; LANES];
+        for (lane, job) in jobs.iter().take(LANES).enumerate() {
+            let input = inputs[job.input as usize];
+            data[lane] = input[job.offset..job.offset + job.len].as_ptr();
+            lens[lane] = job.len;
+            lens32[lane] = job.len as u32;
+            last_flags[lane] = CHUNK_END | if job.root { ROOT } else { 0 };
+            counter_lo[lane] = job.counter as u32;
+            counter_hi[lane] = (job.counter >> 32) as u32;
+            block_counts[lane] = job.blocks() as u32;
+        }
+        let blocks = block_counts.iter().copied().max().unwrap_or(0) as usize;
+        // SAFETY (of the helpers called below): this function runs with
+        // AVX2, which is all they need.
+        let (counter_lo, counter_hi) = unsafe { (words(&counter_lo), words(&counter_hi)) };
+        let block_counts = unsafe { words(&block_counts) };
+        let lens_vector = unsafe { words(&lens32) };
+        let last_flags = unsafe { words(&last_flags) };
+        let mut cv = [_mm256_setzero_si256(); 8];
+        for (i, word) in cv.iter_mut().enumerate() {
+            *word = _mm256_set1_epi32(IV[i] as i32);
+        }
+        for block in 0..blocks {
+            let at = block * BLOCK_LEN;
+            // Each lane's block as two rows of 8 words.
+            let mut low = [_mm256_setzero_si256(); LANES];
+            let mut high = [_mm256_setzero_si256(); LANES];
+            for lane in 0..LANES {
+                let mut padded = [0u8; BLOCK_LEN];
+                let from = if at + BLOCK_LEN <= lens[lane] {
+                    // SAFETY: at..at + 64 lies within the lane's chunk.
+                    unsafe { data[lane].add(at) }
+                } else if at < lens[lane] {
+                    // SAFETY: at..lens[lane] lies within the lane's chunk
+                    // and is shorter than the 64-byte array.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            data[lane].add(at),
+                            padded.as_mut_ptr(),
+                            lens[lane] - at,
+                        )
+                    };
+                    padded.as_ptr()
+                } else {
+                    continue;
+                };
+                // SAFETY: from..from + 64 is readable (the chunk or the
+                // padded copy).
+                unsafe {
+                    low[lane] = _mm256_loadu_si256(from.cast());
+                    high[lane] = _mm256_loadu_si256(from.add(32).cast());
+                }
+            }
+            // SAFETY: this function runs with AVX2.
+            let (low, high) = unsafe { (transpose(&low), transpose(&high)) };
+            let m: [__m256i; 16] =
+                std::array::from_fn(|w| if w < 8 { low[w] } else { high[w - 8] });
+            let block_index = _mm256_set1_epi32(block as i32);
+            let active = _mm256_cmpgt_epi32(block_counts, block_index);
+            let ending = _mm256_cmpeq_epi32(block_counts, _mm256_set1_epi32(block as i32 + 1));
+            let block_len = _mm256_min_epi32(
+                _mm256_max_epi32(
+                    _mm256_sub_epi32(lens_vector, _mm256_set1_epi32(at as i32)),
+                    _mm256_setzero_si256(),
+                ),
+                _mm256_set1_epi32(BLOCK_LEN as i32),
+            );
+            let start = if block == 0 {
+                _mm256_set1_epi32(CHUNK_START as i32)
+            } else {
+                _mm256_setzero_si256()
+            };
+            let flags = _mm256_or_si256(start, _mm256_and_si256(ending, last_flags));
+            // SAFETY: this function runs with AVX2.
+            unsafe {
+                compress(
+                    &mut cv, &m, counter_lo, counter_hi, block_len, flags, active,
+                )
+            };
+        }
+        // SAFETY: this function runs with AVX2.
+        unsafe { lanes_out(&cv) }
+    }
+
+    /// The chaining values (or, for a root, the output) of up to 8 parent
+    /// nodes.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2, and `left + 1` of every job must be an index
+    /// of `cvs`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn compress_parents(
+        jobs: &[ParentJob],
+        cvs: &[[u32; 8]],
+    ) -> [[u32; 8]; LANES] {
+        let mut message = [[0u32; LANES]; 16];
+        let mut flags = [0u32; LANES];
+        let mut active = [0u32; LANES];
+        for (lane, job) in jobs.iter().take(LANES).enumerate() {
+            active[lane] = u32::MAX;
+            for w in 0..8 {
+                message[w][lane] = cvs[job.left][w];
+                message[8 + w][lane] = cvs[job.left + 1][w];
+            }
+            flags[lane] = PARENT | if job.root { ROOT } else { 0 };
+        }
+        let mut m = [_mm256_setzero_si256(); 16];
+        for (word, values) in m.iter_mut().zip(&message) {
+            // SAFETY: this function runs with AVX2.
+            *word = unsafe { words(values) };
+        }
+        let mut cv = [_mm256_setzero_si256(); 8];
+        for (i, word) in cv.iter_mut().enumerate() {
+            *word = _mm256_set1_epi32(IV[i] as i32);
+        }
+        // SAFETY: this function runs with AVX2.
+        unsafe {
+            compress(
+                &mut cv,
+                &m,
+                _mm256_setzero_si256(),
+                _mm256_setzero_si256(),
+                _mm256_set1_epi32(BLOCK_LEN as i32),
+                words(&flags),
+                words(&active),
+            );
+            lanes_out(&cv)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,15 +955,26 @@ mod tests {
             .collect()
     }
 
+    /// Hashes `inputs` with every kernel this CPU runs, and as
+    /// `hash_each` chooses, and compares with the crate.
     fn check(inputs: &[Vec<u8>]) {
         let slices: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        let expected: Vec<Digest> = slices.iter().map(|s| Digest::of(s)).collect();
         let mut out = Vec::new();
         ManyHasher::new().hash_each(&slices, &mut out);
-        let expected: Vec<Digest> = slices.iter().map(|s| Digest::of(s)).collect();
-        for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
-            assert_eq!(got, want, "input {i} of {} bytes", slices[i].len());
+        assert_eq!(out, expected, "hash_each");
+        for &kernel in Kernel::available() {
+            ManyHasher::new().hash_each_with(kernel, &slices, &mut out);
+            for (i, (got, want)) in out.iter().zip(&expected).enumerate() {
+                assert_eq!(
+                    got,
+                    want,
+                    "{kernel:?}: input {i} of {} bytes",
+                    slices[i].len()
+                );
+            }
+            assert_eq!(out.len(), expected.len(), "{kernel:?}");
         }
-        assert_eq!(out.len(), expected.len());
     }
 
     /// Every length class: empty, under a block, a block, under a chunk,
@@ -552,14 +999,16 @@ mod tests {
         let many: Vec<Vec<u8>> = (0..53).map(|i| bytes(i * 611 % 20_000, i as u64)).collect();
         check(&many);
         // A hasher reused for a second batch forgets the first.
-        let mut hasher = ManyHasher::new();
-        let mut out = Vec::new();
-        let first: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
-        hasher.hash_each(&first, &mut out);
-        let second: Vec<&[u8]> = many.iter().take(5).map(Vec::as_slice).collect();
-        hasher.hash_each(&second, &mut out);
-        let expected: Vec<Digest> = second.iter().map(|s| Digest::of(s)).collect();
-        assert_eq!(out, expected);
+        for &kernel in Kernel::available() {
+            let mut hasher = ManyHasher::new();
+            let mut out = Vec::new();
+            let first: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+            hasher.hash_each_with(kernel, &first, &mut out);
+            let second: Vec<&[u8]> = many.iter().take(5).map(Vec::as_slice).collect();
+            hasher.hash_each_with(kernel, &second, &mut out);
+            let expected: Vec<Digest> = second.iter().map(|s| Digest::of(s)).collect();
+            assert_eq!(out, expected, "{kernel:?}");
+        }
     }
 
     proptest! {
