@@ -466,6 +466,37 @@ mod avx512 {
         unsafe { _mm512_loadu_si512(values.as_ptr().cast()) }
     }
 
+    /// Loads block `at` of each lane that has one, zero-padded where the
+    /// lane's chunk ends within it; lanes past their chunk stay zero.
+    #[inline(always)]
+    fn rows_of_some_lanes(
+        rows: &mut [__m512i; 16],
+        data: &[*const u8; LANES],
+        lens: &[usize; LANES],
+        at: usize,
+    ) {
+        for lane in 0..LANES {
+            if at + BLOCK_LEN <= lens[lane] {
+                // SAFETY: at..at + 64 lies within the lane's chunk (data
+                // and lens describe it), and the caller runs with AVX-512F.
+                rows[lane] = unsafe { _mm512_loadu_si512(data[lane].add(at).cast()) };
+            } else if at < lens[lane] {
+                let mut padded = [0u8; BLOCK_LEN];
+                // SAFETY: at..lens[lane] lies within the lane's chunk, and
+                // is shorter than the 64-byte array.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        data[lane].add(at),
+                        padded.as_mut_ptr(),
+                        lens[lane] - at,
+                    )
+                };
+                // SAFETY: a 64-byte load from a 64-byte array.
+                rows[lane] = unsafe { _mm512_loadu_si512(padded.as_ptr().cast()) };
+            }
+        }
+    }
+
     /// The chaining values (or, for a root chunk, the output) of up to 16
     /// chunks.
     ///
@@ -491,6 +522,8 @@ mod avx512 {
             block_counts[lane] = job.blocks() as u32;
         }
         let blocks = block_counts.iter().copied().max().unwrap_or(0) as usize;
+        // Lanes without a job count as empty.
+        let shortest = lens.iter().copied().min().unwrap_or(0);
         // SAFETY (of the helpers called below): this function runs with
         // AVX-512F, which is all they need.
         let (counter_lo, counter_hi) = unsafe { (words(&counter_lo), words(&counter_hi)) };
@@ -510,24 +543,15 @@ mod avx512 {
         for block in 0..blocks {
             let at = block * BLOCK_LEN;
             let mut rows = [_mm512_setzero_si512(); 16];
-            for lane in 0..LANES {
-                if at + BLOCK_LEN <= lens[lane] {
-                    // SAFETY: at..at + 64 lies within the lane's chunk.
-                    rows[lane] = unsafe { _mm512_loadu_si512(data[lane].add(at).cast()) };
-                } else if at < lens[lane] {
-                    let mut padded = [0u8; BLOCK_LEN];
-                    // SAFETY: at..lens[lane] lies within the lane's chunk,
-                    // and is shorter than the 64-byte array.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            data[lane].add(at),
-                            padded.as_mut_ptr(),
-                            lens[lane] - at,
-                        )
-                    };
-                    // SAFETY: a 64-byte load from a 64-byte array.
-                    rows[lane] = unsafe { _mm512_loadu_si512(padded.as_ptr().cast()) };
+            if at + BLOCK_LEN <= shortest {
+                // Every lane has a whole block here (the common case):
+                // plain loads, no branch per lane.
+                for (lane, row) in rows.iter_mut().enumerate() {
+                    // SAFETY: at..at + 64 lies within every lane's chunk.
+                    *row = unsafe { _mm512_loadu_si512(data[lane].add(at).cast()) };
                 }
+            } else {
+                rows_of_some_lanes(&mut rows, &data, &lens, at);
             }
             let m = unsafe { transpose(&rows) };
             let block_index = _mm512_set1_epi32(block as i32);
@@ -819,6 +843,8 @@ mod avx2 {
             block_counts[lane] = job.blocks() as u32;
         }
         let blocks = block_counts.iter().copied().max().unwrap_or(0) as usize;
+        // Lanes without a job count as empty.
+        let shortest = lens.iter().copied().min().unwrap_or(0);
         // SAFETY (of the helpers called below): this function runs with
         // AVX2, which is all they need.
         let (counter_lo, counter_hi) = unsafe { (words(&counter_lo), words(&counter_hi)) };
@@ -834,30 +860,41 @@ mod avx2 {
             // Each lane's block as two rows of 8 words.
             let mut low = [_mm256_setzero_si256(); LANES];
             let mut high = [_mm256_setzero_si256(); LANES];
-            for lane in 0..LANES {
-                let mut padded = [0u8; BLOCK_LEN];
-                let from = if at + BLOCK_LEN <= lens[lane] {
-                    // SAFETY: at..at + 64 lies within the lane's chunk.
-                    unsafe { data[lane].add(at) }
-                } else if at < lens[lane] {
-                    // SAFETY: at..lens[lane] lies within the lane's chunk
-                    // and is shorter than the 64-byte array.
+            if at + BLOCK_LEN <= shortest {
+                // Every lane has a whole block here: no branch per lane.
+                for lane in 0..LANES {
+                    // SAFETY: at..at + 64 lies within every lane's chunk.
                     unsafe {
-                        std::ptr::copy_nonoverlapping(
-                            data[lane].add(at),
-                            padded.as_mut_ptr(),
-                            lens[lane] - at,
-                        )
+                        low[lane] = _mm256_loadu_si256(data[lane].add(at).cast());
+                        high[lane] = _mm256_loadu_si256(data[lane].add(at + 32).cast());
+                    }
+                }
+            } else {
+                for lane in 0..LANES {
+                    let mut padded = [0u8; BLOCK_LEN];
+                    let from = if at + BLOCK_LEN <= lens[lane] {
+                        // SAFETY: at..at + 64 lies within the lane's chunk.
+                        unsafe { data[lane].add(at) }
+                    } else if at < lens[lane] {
+                        // SAFETY: at..lens[lane] lies within the lane's chunk
+                        // and is shorter than the 64-byte array.
+                        unsafe {
+                            std::ptr::copy_nonoverlapping(
+                                data[lane].add(at),
+                                padded.as_mut_ptr(),
+                                lens[lane] - at,
+                            )
+                        };
+                        padded.as_ptr()
+                    } else {
+                        continue;
                     };
-                    padded.as_ptr()
-                } else {
-                    continue;
-                };
-                // SAFETY: from..from + 64 is readable (the chunk or the
-                // padded copy).
-                unsafe {
-                    low[lane] = _mm256_loadu_si256(from.cast());
-                    high[lane] = _mm256_loadu_si256(from.add(32).cast());
+                    // SAFETY: from..from + 64 is readable (the chunk or the
+                    // padded copy).
+                    unsafe {
+                        low[lane] = _mm256_loadu_si256(from.cast());
+                        high[lane] = _mm256_loadu_si256(from.add(32).cast());
+                    }
                 }
             }
             // SAFETY: this function runs with AVX2.
