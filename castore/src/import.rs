@@ -259,6 +259,12 @@ fn process_ids() -> &'static ProcessIds {
     })
 }
 
+/// The fewest entries of one directory scanned as one task: the entries
+/// of a small directory are not worth handing between threads one by one
+/// (its subdirectories are still scanned in parallel, by the tasks that
+/// meet them).
+const SCAN_SPLIT_FROM: usize = 16;
+
 fn scan_one(
     path: PathBuf,
     ft: std::fs::FileType,
@@ -300,6 +306,7 @@ fn scan_one(
         entries.sort_by(|a, b| a.0.cmp(&b.0));
         let (names, parts): (Vec<Name>, Vec<Result<ScanPart, ImportError>>) = entries
             .into_par_iter()
+            .with_min_len(SCAN_SPLIT_FROM)
             .map(|(name, child, child_type, entry)| {
                 (name, scan_one(child, child_type, Some(entry), depth + 1))
             })
