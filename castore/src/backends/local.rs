@@ -1020,6 +1020,31 @@ fn run_committer(
     }
 }
 
+/// Chunk entries inserted by one statement.
+const INSERT_BATCH: usize = 32;
+
+/// Inserts [`INSERT_BATCH`] chunk entries, six values each.
+fn insert_chunks_sql() -> String {
+    let rows: Vec<String> = (0..INSERT_BATCH)
+        .map(|r| {
+            let p = 6 * r;
+            format!(
+                "(?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6
+            )
+        })
+        .collect();
+    format!(
+        "INSERT OR IGNORE INTO chunks (digest, pack, offset, stored_len, size, compressed) VALUES {}",
+        rows.join(", ")
+    )
+}
+
 fn commit_batch(conn: &mut Connection, batch: &[ToCommit]) -> Result<(), String> {
     if batch
         .iter()
@@ -1057,7 +1082,32 @@ fn commit_batch(conn: &mut Connection, batch: &[ToCommit]) -> Result<(), String>
             .flatten()
             .collect();
         chunks.sort_unstable_by_key(|(digest, _)| *digest);
-        for (digest, entry) in chunks {
+        // Whole batches of rows in one statement each: a statement per row
+        // costs more than the row's insert.
+        let batches = chunks.chunks_exact(INSERT_BATCH);
+        let rest = batches.remainder();
+        if batches.len() > 0 {
+            let mut many = tx
+                .prepare_cached(&insert_chunks_sql())
+                .map_err(|e| e.to_string())?;
+            for batch in batches {
+                use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+                let mut values: Vec<ToSqlOutput<'_>> = Vec::with_capacity(6 * INSERT_BATCH);
+                for (digest, entry) in batch {
+                    values.extend([
+                        ToSqlOutput::Borrowed(ValueRef::Blob(digest.as_bytes())),
+                        ToSqlOutput::Owned(Value::Integer(entry.pack)),
+                        ToSqlOutput::Owned(Value::Integer(entry.offset as i64)),
+                        ToSqlOutput::Owned(Value::Integer(entry.stored_len.into())),
+                        ToSqlOutput::Owned(Value::Integer(entry.size.into())),
+                        ToSqlOutput::Owned(Value::Integer(entry.compressed.into())),
+                    ]);
+                }
+                many.execute(rusqlite::params_from_iter(values))
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        for (digest, entry) in rest {
             chunk
                 .execute(params![
                     digest.as_bytes().as_slice(),
