@@ -5,13 +5,18 @@
 //!    cannot be read, before anything is written.
 //! 2. Blobs: files are read, chunked and hashed on all cores (rayon); chunks
 //!    are stored in batches by tokio tasks, bounded by bytes in flight. Files
-//!    are read into large pooled blocks ([`crate::read_blocks`]), small ones
-//!    one after another with one read each, and the chunks of each read go
-//!    to the store as one aligned run of the block
-//!    ([`crate::ChunkService::put_runs`]), not as copies.
+//!    are read into large pooled blocks ([`crate::read_blocks`]), and the
+//!    chunks of each read go to the store as one aligned run of the block
+//!    ([`crate::ChunkService::put_runs`]), not as copies. Small files (those
+//!    stored whole, as one chunk) are read in groups, one after another
+//!    with one read each, and hashed together, one file per SIMD lane
+//!    ([`crate::many_hash`]); a group's chunks leave as one run. Large files
+//!    are read a step at a time, each step cut and hashed while it is in
+//!    the core's cache.
 //! 3. Directories: once every blob is stored, the whole tree bottom-up in
 //!    one [`crate::DirectoryService::put_tree`] (one index transaction in
-//!    the local store).
+//!    the local store), while the chunk maps are committed and the packs
+//!    synced.
 //!
 //! A failure stops the import before any directory is written, so no root
 //! ever refers to missing data (chunks already stored stay unreferenced).

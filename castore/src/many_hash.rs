@@ -5,9 +5,11 @@
 //! lane busy on a large input; but an input of a few KiB has only a few
 //! chunks, and its last chunk (an input under 1 KiB has nothing else) is
 //! compressed one 64-byte block after another on a single lane. On small
-//! files, which most of a Nix store is, the crate runs at about 40% of its
-//! speed on large inputs (3.2 against 7.9 GB/s on the build machine, files
-//! of 1-32 KiB against 64 KiB chunks).
+//! files, which most of a Nix store is, the crate runs at well under half
+//! its speed on large inputs: on the build machine, with the bytes in the
+//! CPU's caches, 3.6-3.9 GB/s on files of 1-32 KiB and 1.0 GB/s on files
+//! under 4 KiB, against 9.8-10.2 GB/s on 64 KiB chunks
+//! (`cargo run --release -p cairn-bench --bin many_hash`).
 //!
 //! [`ManyHasher::hash_each`] hashes a batch of inputs together. Every chunk
 //! of every input is one job, and 16 jobs at a time go through one AVX-512
