@@ -116,7 +116,7 @@ impl ChunkerConfig {
     ///
     /// The cut is FastCDC v2020's (the `fastcdc` crate's `v2020::cut` with
     /// normalization level 1, its gear table and masks), found by a faster
-    /// scan of the same gear hash ([`find_cut`]).
+    /// scan of the same gear hash (`find_cut`).
     pub fn next_cut(&self, data: &[u8]) -> usize {
         let min = self.min_size as usize;
         if data.len() <= min {

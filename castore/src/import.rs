@@ -5,7 +5,7 @@
 //!    cannot be read, before anything is written.
 //! 2. Blobs: files are read, chunked and hashed on all cores (rayon); chunks
 //!    are stored in batches by tokio tasks, bounded by bytes in flight. Files
-//!    are read into large pooled blocks ([`crate::read_blocks`]), and the
+//!    are read into large pooled blocks (`read_blocks`), and the
 //!    chunks of each read go to the store as one aligned run of the block
 //!    ([`crate::ChunkService::put_runs`]), not as copies. Small files (those
 //!    stored whole, as one chunk) are read in groups, one after another

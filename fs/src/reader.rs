@@ -5,7 +5,7 @@
 //! Every fetch runs on the tokio runtime, bounded by a timeout; concurrent
 //! requests for the same chunk share one fetch (moka's `try_get_with`). The
 //! cache evicts the least recently used chunk. A read returns slices of the
-//! cached chunks ([`ReadSlices`]); [`concat`] joins them for transports that
+//! cached chunks ([`ReadSlices`]); [`concat()`] joins them for transports that
 //! need one buffer.
 //! Chunks come from the [`ChunkService`](cairn_castore::ChunkService), which
 //! verifies every chunk it returns; with [`crate::FsOptions::verify_chunks`]

@@ -3,7 +3,7 @@
 //! against prefetching off, and the bytes fetched from S3 against the bytes
 //! the reader read.
 //!
-//! Needs root, /dev/fuse, `moto_server` (pip install 'moto[server]') and the
+//! Needs root, /dev/fuse, `moto_server` (`pip install 'moto[server]'`) and the
 //! `cairn` binary next to this one (build both with `--release`).
 //!
 //! Arguments: `--delay-ms N` (default 20), `--small N` small files (default

@@ -19,7 +19,7 @@
 //!
 //! A chunk put returns once its bytes are written and its entry is handed
 //! to the committer; from then on this process finds it. The committer
-//! defers chunk entries (see [`run_committer`]): they are committed with the
+//! defers chunk entries (see `run_committer`): they are committed with the
 //! next chunk map, directory or sync, once 16 384 wait, after a second, or
 //! when the store is dropped. Since it commits in the order writes reach it, a chunk map or
 //! directory is never committed without the chunks it names.
@@ -42,7 +42,7 @@
 //! attempt on incompressible data. Both kinds of chunk are read either way.
 //!
 //! Chunk bytes reach the packs through one writer thread per store
-//! ([`pack_writer`]): puts gather while the previous write runs, and what
+//! (`pack_writer`): puts gather while the previous write runs, and what
 //! has gathered goes to disk in one write, with `O_DIRECT` where the
 //! filesystem allows (no copy into the page cache). An import's runs of new
 //! chunks ([`ChunkService::put_runs`]) are written from the import's read

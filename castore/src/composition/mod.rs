@@ -30,7 +30,7 @@
 //! options = { region = "eu-west-1" }
 //! ```
 //!
-//! [`build`] instantiates the castore services of a composition, each store
+//! [`build()`] instantiates the castore services of a composition, each store
 //! once, in dependency order; cairn-pathinfo builds the PathInfo services
 //! over the same graph. A new kind of store is one [`StoreKind`] variant, its
 //! references in [`StoreKind::references`], its URL form in [`url`] and one
