@@ -17,7 +17,7 @@ pub struct WholeFilesArgs {
     #[arg(long)]
     pub no_whole_files: bool,
     /// Directory of the whole-file copies [default: whole-files in the
-    /// store directory; for a --store, `whole-files-<hash of it>` there].
+    /// store directory; for a --store, whole-files-<hash of it> there].
     #[arg(long, value_name = "DIR")]
     pub whole_files_dir: Option<PathBuf>,
     /// Disk space of the whole-file copies at most, in MiB (least recently
