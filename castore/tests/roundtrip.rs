@@ -251,3 +251,73 @@ async fn import_writer_and_cut_points_chunk_small_blobs_alike() {
         assert_eq!(streamed, expected.len(), "writer of {len} bytes");
     }
 }
+
+/// Many small files in one directory, in sizes around the 1 KiB BLAKE3
+/// chunk and the largest blob stored whole, among a few larger ones: the
+/// import reads them in groups (and splits a group where a read block
+/// fills) and hashes each group together. Every file's digest is that of
+/// its bytes, and the tree round-trips through both backends.
+#[tokio::test]
+async fn groups_of_small_files_hash_and_round_trip() {
+    let cfg = ChunkerConfig::default();
+    let avg = cfg.avg_size as usize;
+    let boundaries = [
+        0,
+        1,
+        63,
+        64,
+        1023,
+        1024,
+        1025,
+        16_384,
+        avg - 1,
+        avg,
+        avg + 1,
+        200_000,
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let mut files = BTreeMap::new();
+    for i in 0..400usize {
+        // Mostly near the average chunk size, so that groups reach their
+        // byte limit and read blocks fill in the middle of a group.
+        let len = if i % 3 == 0 {
+            boundaries[i / 3 % boundaries.len()]
+        } else {
+            avg - (i * 7919) % 4096
+        };
+        let name = format!("f{i:03}");
+        let data = pseudo_random(len, i as u64 + 11);
+        std::fs::write(src.join(&name), &data).unwrap();
+        files.insert(name.into_bytes(), data);
+    }
+    for store in [
+        CaStore::memory(),
+        CaStore::local(tmp.path().join("store")).unwrap(),
+    ] {
+        let out = tmp.path().join(format!("out-{}", files.len()));
+        let _ = std::fs::remove_dir_all(&out);
+        let root = round_trip(&store, &src, &out).await;
+        let Node::Directory { digest, .. } = root else {
+            panic!("the root is no directory: {root:?}");
+        };
+        let dir = store.directories.get(&digest).await.unwrap().unwrap();
+        let mut seen = 0;
+        for (name, node) in dir.entries() {
+            let Node::File { digest, size, .. } = node else {
+                panic!("{name:?} is no file");
+            };
+            let data = &files[name.as_bytes()];
+            assert_eq!(*size, data.len() as u64, "{name:?}");
+            assert_eq!(
+                *digest,
+                cairn_castore::Digest::of(data),
+                "{name:?} of {} bytes",
+                data.len()
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, files.len());
+    }
+}
