@@ -240,17 +240,7 @@ fn opaque(mut value: u64) -> u64 {
 mod tests {
     use super::*;
 
-    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::test_support::pseudo_random;
 
     #[test]
     fn blobs_up_to_the_average_size_are_one_chunk() {

@@ -29,6 +29,8 @@ pub mod node;
 mod read_blocks;
 pub mod services;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod verify;
 
 pub use blobio::{BlobReader, BlobWriter};

@@ -335,6 +335,115 @@ struct ParentJob {
     root: bool,
 }
 
+/// What a kernel needs of up to `N` chunk jobs, a lane each; lanes without
+/// a job are empty chunks with no blocks.
+struct ChunkLanes<const N: usize> {
+    /// The start of each lane's chunk.
+    data: [*const u8; N],
+    lens: [usize; N],
+    /// `lens` as the kernels' 32-bit words.
+    lens32: [u32; N],
+    /// The flags of each lane's last block (besides `CHUNK_START`).
+    last_flags: [u32; N],
+    counter_lo: [u32; N],
+    counter_hi: [u32; N],
+    block_counts: [u32; N],
+    /// The most blocks of any lane: the compressions to run.
+    blocks: usize,
+    /// The shortest lane's length: below it every lane has a whole block.
+    shortest: usize,
+}
+
+impl<const N: usize> ChunkLanes<N> {
+    /// The lanes of the first `N` of `jobs`.
+    ///
+    /// Panics if a job's range lies outside its input (the driver builds
+    /// them inside).
+    fn of(jobs: &[ChunkJob], inputs: &[&[u8]]) -> ChunkLanes<N> {
+        let mut lanes = ChunkLanes {
+            data: [std::ptr::null(); N],
+            lens: [0; N],
+            lens32: [0; N],
+            last_flags: [0; N],
+            counter_lo: [0; N],
+            counter_hi: [0; N],
+            block_counts: [0; N],
+            blocks: 0,
+            shortest: 0,
+        };
+        for (lane, job) in jobs.iter().take(N).enumerate() {
+            let input = inputs[job.input as usize];
+            lanes.data[lane] = input[job.offset..job.offset + job.len].as_ptr();
+            lanes.lens[lane] = job.len;
+            lanes.lens32[lane] = job.len as u32;
+            lanes.last_flags[lane] = CHUNK_END | if job.root { ROOT } else { 0 };
+            lanes.counter_lo[lane] = job.counter as u32;
+            lanes.counter_hi[lane] = (job.counter >> 32) as u32;
+            lanes.block_counts[lane] = job.blocks() as u32;
+        }
+        lanes.blocks = lanes.block_counts.iter().copied().max().unwrap_or(0) as usize;
+        lanes.shortest = lanes.lens.iter().copied().min().unwrap_or(0);
+        lanes
+    }
+
+    /// Where lane `lane`'s block at byte `at` of its chunk can be read, 64
+    /// bytes: in the chunk, or zero-padded in `padded` where the chunk ends
+    /// within it; `None` past the chunk's end.
+    #[inline(always)]
+    fn block(&self, lane: usize, at: usize, padded: &mut [u8; BLOCK_LEN]) -> Option<*const u8> {
+        let len = self.lens[lane];
+        if at + BLOCK_LEN <= len {
+            // SAFETY: at < len, so the offset lies within the lane's chunk.
+            Some(unsafe { self.data[lane].add(at) })
+        } else if at < len {
+            *padded = [0; BLOCK_LEN];
+            // SAFETY: at..len lies within the lane's chunk, and is shorter
+            // than the 64-byte array.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    self.data[lane].add(at),
+                    padded.as_mut_ptr(),
+                    len - at,
+                )
+            };
+            Some(padded.as_ptr())
+        } else {
+            None
+        }
+    }
+}
+
+/// What a kernel needs of up to `N` parent jobs: the message words by word
+/// then lane (left child's chaining value, then right's), the flags, and
+/// all-ones for the lanes that have a job.
+struct ParentLanes<const N: usize> {
+    message: [[u32; N]; 16],
+    flags: [u32; N],
+    active: [u32; N],
+}
+
+impl<const N: usize> ParentLanes<N> {
+    /// The lanes of the first `N` of `jobs`. Panics if a job's nodes are
+    /// not in `cvs` (the driver builds them inside).
+    fn of(jobs: &[ParentJob], cvs: &[[u32; 8]]) -> ParentLanes<N> {
+        let mut lanes = ParentLanes {
+            message: [[0; N]; 16],
+            flags: [0; N],
+            active: [0; N],
+        };
+        for (lane, job) in jobs.iter().take(N).enumerate() {
+            lanes.active[lane] = u32::MAX;
+            let (left, right) = (&cvs[job.left], &cvs[job.left + 1]);
+            for (w, (l, r)) in left.iter().zip(right).enumerate() {
+                lanes.message[w][lane] = *l;
+                lanes.message[8 + w][lane] = *r;
+            }
+            lanes.flags[lane] = PARENT | if job.root { ROOT } else { 0 };
+        }
+        lanes
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     //! The 16-lane compression: vector `i` holds word `i` of every lane.
@@ -342,7 +451,7 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     use super::{
-        BLOCK_LEN, CHUNK_END, CHUNK_START, ChunkJob, IV, LANES, PARENT, ParentJob, ROOT, SCHEDULE,
+        BLOCK_LEN, CHUNK_START, ChunkJob, ChunkLanes, IV, LANES, ParentJob, ParentLanes, SCHEDULE,
     };
 
     /// BLAKE3's quarter-round on state words `a`, `b`, `c`, `d` with message
@@ -468,37 +577,6 @@ mod avx512 {
         unsafe { _mm512_loadu_si512(values.as_ptr().cast()) }
     }
 
-    /// Loads block `at` of each lane that has one, zero-padded where the
-    /// lane's chunk ends within it; lanes past their chunk stay zero.
-    #[inline(always)]
-    fn rows_of_some_lanes(
-        rows: &mut [__m512i; 16],
-        data: &[*const u8; LANES],
-        lens: &[usize; LANES],
-        at: usize,
-    ) {
-        for lane in 0..LANES {
-            if at + BLOCK_LEN <= lens[lane] {
-                // SAFETY: at..at + 64 lies within the lane's chunk (data
-                // and lens describe it), and the caller runs with AVX-512F.
-                rows[lane] = unsafe { _mm512_loadu_si512(data[lane].add(at).cast()) };
-            } else if at < lens[lane] {
-                let mut padded = [0u8; BLOCK_LEN];
-                // SAFETY: at..lens[lane] lies within the lane's chunk, and
-                // is shorter than the 64-byte array.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        data[lane].add(at),
-                        padded.as_mut_ptr(),
-                        lens[lane] - at,
-                    )
-                };
-                // SAFETY: a 64-byte load from a 64-byte array.
-                rows[lane] = unsafe { _mm512_loadu_si512(padded.as_ptr().cast()) };
-            }
-        }
-    }
-
     /// The chaining values (or, for a root chunk, the output) of up to 16
     /// chunks.
     ///
@@ -507,53 +585,36 @@ mod avx512 {
     /// must lie within `inputs[job.input]`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn compress_chunks(jobs: &[ChunkJob], inputs: &[&[u8]]) -> [[u32; 8]; LANES] {
-        // Each lane's bytes, length, block count and final flags; lanes
-        // without a job have no blocks.
-        let mut data = [std::ptr::null::<u8>(); LANES];
-        let mut lens = [0usize; LANES];
-        let mut last_flags = [0u32; LANES];
-        let (mut counter_lo, mut counter_hi) = ([0u32; LANES], [0u32; LANES]);
-        let mut block_counts = [0u32; LANES];
-        for (lane, job) in jobs.iter().take(LANES).enumerate() {
-            let input = inputs[job.input as usize];
-            data[lane] = input[job.offset..job.offset + job.len].as_ptr();
-            lens[lane] = job.len;
-            last_flags[lane] = CHUNK_END | if job.root { ROOT } else { 0 };
-            counter_lo[lane] = job.counter as u32;
-            counter_hi[lane] = (job.counter >> 32) as u32;
-            block_counts[lane] = job.blocks() as u32;
-        }
-        let blocks = block_counts.iter().copied().max().unwrap_or(0) as usize;
-        // Lanes without a job count as empty.
-        let shortest = lens.iter().copied().min().unwrap_or(0);
+        let lanes = ChunkLanes::<LANES>::of(jobs, inputs);
         // SAFETY (of the helpers called below): this function runs with
         // AVX-512F, which is all they need.
-        let (counter_lo, counter_hi) = unsafe { (words(&counter_lo), words(&counter_hi)) };
-        let block_counts = unsafe { words(&block_counts) };
-        let lens_vector = {
-            let mut lens32 = [0u32; LANES];
-            for (to, from) in lens32.iter_mut().zip(&lens) {
-                *to = *from as u32;
-            }
-            unsafe { words(&lens32) }
-        };
-        let last_flags = unsafe { words(&last_flags) };
+        let (counter_lo, counter_hi) =
+            unsafe { (words(&lanes.counter_lo), words(&lanes.counter_hi)) };
+        let block_counts = unsafe { words(&lanes.block_counts) };
+        let lens_vector = unsafe { words(&lanes.lens32) };
+        let last_flags = unsafe { words(&lanes.last_flags) };
         let mut cv = [_mm512_setzero_si512(); 8];
         for (i, word) in cv.iter_mut().enumerate() {
             *word = _mm512_set1_epi32(IV[i] as i32);
         }
-        for block in 0..blocks {
+        for block in 0..lanes.blocks {
             let at = block * BLOCK_LEN;
             let mut rows = [_mm512_setzero_si512(); 16];
-            if at + BLOCK_LEN <= shortest {
+            if at + BLOCK_LEN <= lanes.shortest {
                 // Every lane has a whole block here (the common case):
                 // plain loads, no branch per lane.
                 for (lane, row) in rows.iter_mut().enumerate() {
                     // SAFETY: at..at + 64 lies within every lane's chunk.
-                    *row = unsafe { _mm512_loadu_si512(data[lane].add(at).cast()) };
+                    *row = unsafe { _mm512_loadu_si512(lanes.data[lane].add(at).cast()) };
                 }
             } else {
-                rows_of_some_lanes(&mut rows, &data, &lens, at);
+                let mut padded = [0u8; BLOCK_LEN];
+                for (lane, row) in rows.iter_mut().enumerate() {
+                    if let Some(from) = lanes.block(lane, at, &mut padded) {
+                        // SAFETY: `block` gives 64 readable bytes.
+                        *row = unsafe { _mm512_loadu_si512(from.cast()) };
+                    }
+                }
             }
             let m = unsafe { transpose(&rows) };
             let block_index = _mm512_set1_epi32(block as i32);
@@ -593,19 +654,13 @@ mod avx512 {
         jobs: &[ParentJob],
         cvs: &[[u32; 8]],
     ) -> [[u32; 8]; LANES] {
-        let mut message = [[0u32; LANES]; 16];
-        let mut flags = [0u32; LANES];
-        let mut active: __mmask16 = 0;
-        for (lane, job) in jobs.iter().enumerate() {
-            active |= 1 << lane;
-            for w in 0..8 {
-                message[w][lane] = cvs[job.left][w];
-                message[8 + w][lane] = cvs[job.left + 1][w];
-            }
-            flags[lane] = PARENT | if job.root { ROOT } else { 0 };
-        }
+        let lanes = ParentLanes::<LANES>::of(jobs, cvs);
+        // SAFETY: this function runs with AVX-512F.
+        let active =
+            _mm512_cmpneq_epu32_mask(unsafe { words(&lanes.active) }, _mm512_setzero_si512());
+        let flags = lanes.flags;
         let mut m = [_mm512_setzero_si512(); 16];
-        for (word, values) in m.iter_mut().zip(&message) {
+        for (word, values) in m.iter_mut().zip(&lanes.message) {
             // SAFETY: this function runs with AVX-512F.
             *word = unsafe { words(values) };
         }
@@ -649,7 +704,7 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{
-        BLOCK_LEN, CHUNK_END, CHUNK_START, ChunkJob, IV, PARENT, ParentJob, ROOT, SCHEDULE,
+        BLOCK_LEN, CHUNK_START, ChunkJob, ChunkLanes, IV, ParentJob, ParentLanes, SCHEDULE,
     };
 
     /// Lanes of one AVX2 compression.
@@ -828,74 +883,42 @@ mod avx2 {
     /// lie within `inputs[job.input]`.
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn compress_chunks(jobs: &[ChunkJob], inputs: &[&[u8]]) -> [[u32; 8]; LANES] {
-        let mut data = [std::ptr::null::<u8>(); LANES];
-        let mut lens = [0usize; LANES];
-        let mut lens32 = [0u32; LANES];
-        let mut last_flags = [0u32; LANES];
-        let (mut counter_lo, mut counter_hi) = ([0u32; LANES], [0u32; LANES]);
-        let mut block_counts = [0u32; LANES];
-        for (lane, job) in jobs.iter().take(LANES).enumerate() {
-            let input = inputs[job.input as usize];
-            data[lane] = input[job.offset..job.offset + job.len].as_ptr();
-            lens[lane] = job.len;
-            lens32[lane] = job.len as u32;
-            last_flags[lane] = CHUNK_END | if job.root { ROOT } else { 0 };
-            counter_lo[lane] = job.counter as u32;
-            counter_hi[lane] = (job.counter >> 32) as u32;
-            block_counts[lane] = job.blocks() as u32;
-        }
-        let blocks = block_counts.iter().copied().max().unwrap_or(0) as usize;
-        // Lanes without a job count as empty.
-        let shortest = lens.iter().copied().min().unwrap_or(0);
+        let lanes = ChunkLanes::<LANES>::of(jobs, inputs);
         // SAFETY (of the helpers called below): this function runs with
         // AVX2, which is all they need.
-        let (counter_lo, counter_hi) = unsafe { (words(&counter_lo), words(&counter_hi)) };
-        let block_counts = unsafe { words(&block_counts) };
-        let lens_vector = unsafe { words(&lens32) };
-        let last_flags = unsafe { words(&last_flags) };
+        let (counter_lo, counter_hi) =
+            unsafe { (words(&lanes.counter_lo), words(&lanes.counter_hi)) };
+        let block_counts = unsafe { words(&lanes.block_counts) };
+        let lens_vector = unsafe { words(&lanes.lens32) };
+        let last_flags = unsafe { words(&lanes.last_flags) };
         let mut cv = [_mm256_setzero_si256(); 8];
         for (i, word) in cv.iter_mut().enumerate() {
             *word = _mm256_set1_epi32(IV[i] as i32);
         }
-        for block in 0..blocks {
+        for block in 0..lanes.blocks {
             let at = block * BLOCK_LEN;
             // Each lane's block as two rows of 8 words.
             let mut low = [_mm256_setzero_si256(); LANES];
             let mut high = [_mm256_setzero_si256(); LANES];
-            if at + BLOCK_LEN <= shortest {
+            if at + BLOCK_LEN <= lanes.shortest {
                 // Every lane has a whole block here: no branch per lane.
                 for lane in 0..LANES {
                     // SAFETY: at..at + 64 lies within every lane's chunk.
                     unsafe {
-                        low[lane] = _mm256_loadu_si256(data[lane].add(at).cast());
-                        high[lane] = _mm256_loadu_si256(data[lane].add(at + 32).cast());
+                        let from = lanes.data[lane].add(at);
+                        low[lane] = _mm256_loadu_si256(from.cast());
+                        high[lane] = _mm256_loadu_si256(from.add(32).cast());
                     }
                 }
             } else {
+                let mut padded = [0u8; BLOCK_LEN];
                 for lane in 0..LANES {
-                    let mut padded = [0u8; BLOCK_LEN];
-                    let from = if at + BLOCK_LEN <= lens[lane] {
-                        // SAFETY: at..at + 64 lies within the lane's chunk.
-                        unsafe { data[lane].add(at) }
-                    } else if at < lens[lane] {
-                        // SAFETY: at..lens[lane] lies within the lane's chunk
-                        // and is shorter than the 64-byte array.
+                    if let Some(from) = lanes.block(lane, at, &mut padded) {
+                        // SAFETY: `block` gives 64 readable bytes.
                         unsafe {
-                            std::ptr::copy_nonoverlapping(
-                                data[lane].add(at),
-                                padded.as_mut_ptr(),
-                                lens[lane] - at,
-                            )
-                        };
-                        padded.as_ptr()
-                    } else {
-                        continue;
-                    };
-                    // SAFETY: from..from + 64 is readable (the chunk or the
-                    // padded copy).
-                    unsafe {
-                        low[lane] = _mm256_loadu_si256(from.cast());
-                        high[lane] = _mm256_loadu_si256(from.add(32).cast());
+                            low[lane] = _mm256_loadu_si256(from.cast());
+                            high[lane] = _mm256_loadu_si256(from.add(32).cast());
+                        }
                     }
                 }
             }
@@ -941,19 +964,10 @@ mod avx2 {
         jobs: &[ParentJob],
         cvs: &[[u32; 8]],
     ) -> [[u32; 8]; LANES] {
-        let mut message = [[0u32; LANES]; 16];
-        let mut flags = [0u32; LANES];
-        let mut active = [0u32; LANES];
-        for (lane, job) in jobs.iter().take(LANES).enumerate() {
-            active[lane] = u32::MAX;
-            for w in 0..8 {
-                message[w][lane] = cvs[job.left][w];
-                message[8 + w][lane] = cvs[job.left + 1][w];
-            }
-            flags[lane] = PARENT | if job.root { ROOT } else { 0 };
-        }
+        let lanes = ParentLanes::<LANES>::of(jobs, cvs);
+        let (flags, active) = (lanes.flags, lanes.active);
         let mut m = [_mm256_setzero_si256(); 16];
-        for (word, values) in m.iter_mut().zip(&message) {
+        for (word, values) in m.iter_mut().zip(&lanes.message) {
             // SAFETY: this function runs with AVX2.
             *word = unsafe { words(values) };
         }
@@ -982,17 +996,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn bytes(len: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
+    use crate::test_support::pseudo_random as bytes;
 
     /// Hashes `inputs` with every kernel this CPU runs, and as
     /// `hash_each` chooses, and compares with the crate.
