@@ -306,9 +306,9 @@ impl Arena {
     /// [`BlockPool`]).
     pub(crate) fn reserve(&mut self, additional: usize, before_waiting: &dyn Fn()) {
         let pending = self.end - self.start;
+        let in_place = self.aligned_start_with_room(additional);
         if let Some(block) = &mut self.block {
-            let aligned = self.start.max(self.handed_out).next_multiple_of(RUN_ALIGN);
-            if aligned + pending + additional <= block.len() {
+            if let Some(aligned) = in_place {
                 if aligned != self.start && pending > 0 {
                     // SAFETY: both ranges lie within the block; the
                     // destination starts after everything handed out, so no
@@ -350,14 +350,24 @@ impl Arena {
         self.handed_out = 0;
     }
 
-    /// Whether `additional` more bytes fit after the pending ones in the
-    /// current block, so that [`Arena::reserve`] would not move them.
-    pub(crate) fn has_room(&self, additional: usize) -> bool {
+    /// Where the pending bytes start in the current block once
+    /// [`Arena::reserve`] has made room for `additional` more there: the
+    /// first multiple of [`RUN_ALIGN`] after everything handed out, if the
+    /// pending bytes and `additional` fit from there on.
+    fn aligned_start_with_room(&self, additional: usize) -> Option<usize> {
         let pending = self.end - self.start;
-        self.block.as_ref().is_some_and(|block| {
-            self.start.max(self.handed_out).next_multiple_of(RUN_ALIGN) + pending + additional
-                <= block.len()
-        })
+        let block = self.block.as_ref()?;
+        let aligned = self.start.max(self.handed_out).next_multiple_of(RUN_ALIGN);
+        (aligned + pending + additional <= block.len()).then_some(aligned)
+    }
+
+    /// Whether [`Arena::reserve`] of `additional` bytes keeps the pending
+    /// bytes in the current block, where they are if they start aligned
+    /// (as they do once a reserve has placed them): no other block, no
+    /// copy.
+    pub(crate) fn has_room(&self, additional: usize) -> bool {
+        self.aligned_start_with_room(additional) == Some(self.start)
+            || (self.end == self.start && self.aligned_start_with_room(additional).is_some())
     }
 
     /// The free room after the pending bytes (see [`Arena::reserve`]);
@@ -446,6 +456,32 @@ mod tests {
 
     fn aligned(run: &Bytes) -> bool {
         (run.as_ptr() as usize).is_multiple_of(RUN_ALIGN) && run.len().is_multiple_of(RUN_ALIGN)
+    }
+
+    #[test]
+    fn has_room_says_whether_reserve_keeps_the_pending_bytes_in_place() {
+        let pool = BlockPool::new(4096, 4);
+        let mut arena = Arena::new(pool);
+        assert!(!arena.has_room(1), "no block yet");
+        read_into(&mut arena, &[7u8; 1000]);
+        let at = arena.pending().as_ptr();
+        // 1000 pending bytes and 3096 more fill the block exactly.
+        assert!(arena.has_room(3096));
+        assert!(!arena.has_room(3097));
+        arena.reserve(3096, &|| {});
+        assert_eq!(
+            arena.pending().as_ptr(),
+            at,
+            "moved although there was room"
+        );
+        assert_eq!(arena.pending(), &[7u8; 1000][..]);
+        // Without room, the pending bytes go elsewhere.
+        let kept = arena.split_run(500);
+        assert!(!arena.has_room(4000));
+        arena.reserve(4000, &|| {});
+        assert_ne!(arena.pending().as_ptr(), at.wrapping_add(500));
+        assert_eq!(arena.pending(), &[7u8; 500][..]);
+        drop(kept);
     }
 
     #[test]

@@ -1023,8 +1023,13 @@ fn run_committer(
 /// Chunk entries inserted by one statement.
 const INSERT_BATCH: usize = 32;
 
-/// Inserts [`INSERT_BATCH`] chunk entries, six values each.
-fn insert_chunks_sql() -> String {
+/// Inserts [`INSERT_BATCH`] chunk entries, six values each (built once).
+fn insert_chunks_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(build_insert_chunks_sql)
+}
+
+fn build_insert_chunks_sql() -> String {
     let rows: Vec<String> = (0..INSERT_BATCH)
         .map(|r| {
             let p = 6 * r;
@@ -1088,7 +1093,7 @@ fn commit_batch(conn: &mut Connection, batch: &[ToCommit]) -> Result<(), String>
         let rest = batches.remainder();
         if batches.len() > 0 {
             let mut many = tx
-                .prepare_cached(&insert_chunks_sql())
+                .prepare_cached(insert_chunks_sql())
                 .map_err(|e| e.to_string())?;
             for batch in batches {
                 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
