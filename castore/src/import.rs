@@ -920,6 +920,26 @@ fn spread_large_files(nodes: &[Scanned]) -> Vec<usize> {
     files
 }
 
+/// The results of the blob phase's tasks, or the error that stopped it:
+/// the first error that is not [`ImportError::Cancelled`]. Once one task
+/// fails, the others stop with `Cancelled`, and one of those may come
+/// first in the list.
+fn first_cause<T>(results: Vec<Result<T, ImportError>>) -> Result<Vec<T>, ImportError> {
+    let mut cancelled = None;
+    let mut done = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(value) => done.push(value),
+            Err(ImportError::Cancelled) => cancelled = Some(ImportError::Cancelled),
+            Err(cause) => return Err(cause),
+        }
+    }
+    match cancelled {
+        Some(cancelled) => Err(cancelled),
+        None => Ok(done),
+    }
+}
+
 /// Imports `paths` into `store`, returning one root node per path.
 pub async fn import_paths(
     store: &CaStore,
@@ -1032,12 +1052,7 @@ pub async fn import_scanned(
     // Every node by its index in the tree: files now, directories below.
     let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
     let mut maps = Vec::new();
-    for (i, (digest, size, map)) in results
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .flatten()
-    {
+    for (i, (digest, size, map)) in first_cause(results)?.into_iter().flatten() {
         let executable = matches!(
             tree.nodes[i],
             Scanned::File {

@@ -321,3 +321,40 @@ async fn groups_of_small_files_hash_and_round_trip() {
         assert_eq!(seen, files.len());
     }
 }
+
+/// A file that grows or shrinks between the scan and its read, alone or in
+/// a group of small files, or large: the import fails naming it, and
+/// stores no directory.
+#[tokio::test]
+async fn a_file_changed_after_the_scan_is_refused() {
+    use cairn_castore::import::{ImportError, import_scanned, scan};
+    for (victim, new_len) in [
+        ("small-5", 10),      // shrank, in a group
+        ("small-5", 3000),    // grew, in a group
+        ("large", 300_000),   // shrank, read in steps
+        ("large", 1_000_000), // grew, read in steps
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        for i in 0..10 {
+            std::fs::write(src.join(format!("small-{i}")), pseudo_random(2000, i)).unwrap();
+        }
+        std::fs::write(src.join("large"), pseudo_random(900_000, 99)).unwrap();
+        let tree = scan(std::slice::from_ref(&src)).unwrap();
+        std::fs::write(src.join(victim), pseudo_random(new_len, 7)).unwrap();
+        let store = CaStore::local(tmp.path().join("store")).unwrap();
+        let err = import_scanned(&store, tree, ImportOptions::default())
+            .await
+            .expect_err("a changed file was imported");
+        match &err {
+            ImportError::Changed { path } => assert_eq!(path, &src.join(victim)),
+            other => panic!("{victim} to {new_len} bytes: {other}"),
+        }
+        assert!(err.to_string().contains("changed while being imported"));
+        assert!(
+            store.directories.list().await.unwrap().is_empty(),
+            "a directory was stored"
+        );
+    }
+}
