@@ -495,10 +495,51 @@ fn read_step(file: &mut File, buf: &mut [u8], expected: usize) -> std::io::Resul
     Ok(filled)
 }
 
-/// Files at least this large are read ahead of their reads.
+/// Reads into `buf` what the page cache already holds of `file` from its
+/// position on, without waiting for the disk (`preadv2` with
+/// `RWF_NOWAIT`), as [`read_step`] would: until `buf` is full, the file
+/// ends, or `expected` bytes have come. Stops at the first byte the cache
+/// lacks; the number of bytes read. Any failure (a kernel or filesystem
+/// without the flag included) reads nothing more: the blocking read that
+/// follows reads the rest, and reports a real error.
+fn read_cached(file: &mut File, buf: &mut [u8], expected: usize) -> usize {
+    use std::os::fd::AsRawFd;
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        let iov = libc::iovec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
+        // SAFETY: the descriptor is open for the borrow; the one iovec
+        // covers `rest`, which is writable and outlives the call. Offset -1
+        // reads at the file's position and moves it, as `read` does.
+        let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+        match n {
+            n if n > 0 => {
+                filled += n as usize;
+                if filled == expected && filled < buf.len() {
+                    break;
+                }
+            }
+            0 => break,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    filled
+}
+
+/// Files at least this large are read ahead of their reads where a read
+/// finds bytes missing from the page cache.
 const READ_AHEAD_FROM: u64 = 1 << 20;
 /// How far ahead of the next read of a large file its bytes are asked for.
 const READ_AHEAD: u64 = 4 << 20;
+/// How far past a read that found bytes missing from the page cache the
+/// bytes of its file are asked for ahead of the reads. A file read from
+/// the disk keeps missing bytes, and so keeps its reads ahead; a cached
+/// file with a page reclaimed here and there goes back to plain reads.
+const COLD_STRETCH: u64 = 2 * READ_AHEAD;
 /// The most one request for read-ahead asks for: Linux reads at most the
 /// device's request size (or the read-ahead window) per request, commonly
 /// 1 MiB or more.
@@ -600,6 +641,11 @@ fn ingest_file(
     let mut file = open_in_parent(path).map_err(io_err(path))?;
     // File bytes asked for ahead of the reads (see `read_ahead`).
     let mut advised = 0u64;
+    // Until where the bytes of this (large) file are asked for ahead of its
+    // reads: a stretch past the last read that found bytes missing from the
+    // page cache. While reads find every byte there, asking would only walk
+    // the cache (see `read_cached`).
+    let mut ahead_until = 0u64;
     arena.clear_pending();
     let mut hasher: Option<blake3::Hasher> = None;
     let mut chunks: Vec<ChunkRef> = Vec::new();
@@ -611,17 +657,30 @@ fn ingest_file(
         // to notice a file that grew.
         let remaining = expected_size.saturating_sub(total);
         let want = (remaining.saturating_add(1)).min(READ_STEP as u64) as usize;
-        if expected_size >= READ_AHEAD_FROM {
-            let target = total.saturating_add(READ_AHEAD).min(expected_size);
-            read_ahead(&file, &mut advised, target);
-        }
+        let expected_now = remaining.min(want as u64) as usize;
         arena.reserve(want, &|| sink.flush());
-        let new_bytes = read_step(
-            &mut file,
-            &mut arena.spare_mut()[..want],
-            remaining.min(want as u64) as usize,
-        )
-        .map_err(io_err(path))?;
+        let buf = &mut arena.spare_mut()[..want];
+        let mut cached = 0;
+        if expected_size >= READ_AHEAD_FROM {
+            cached = read_cached(&mut file, buf, expected_now);
+            let at = total + cached as u64;
+            if cached < expected_now {
+                ahead_until = at.saturating_add(COLD_STRETCH);
+            }
+            if at < ahead_until {
+                advised = advised.max(at);
+                let target = at.saturating_add(READ_AHEAD).min(expected_size);
+                read_ahead(&file, &mut advised, target);
+            }
+        }
+        let new_bytes = if cached == expected_now && cached < want {
+            // The rest of the file, as expected: no read is left to do.
+            cached
+        } else {
+            cached
+                + read_step(&mut file, &mut buf[cached..], expected_now - cached)
+                    .map_err(io_err(path))?
+        };
         arena.fill(new_bytes);
         total += new_bytes as u64;
         if let Some(p) = progress {

@@ -91,6 +91,9 @@ impl ChunkJob {
 /// working memory from one batch to the next.
 pub struct ManyHasher {
     jobs: Vec<ChunkJob>,
+    /// The jobs of chunks with fewer blocks than a whole one (at most one
+    /// per input, its last), set apart while `jobs` is built.
+    short_jobs: Vec<ChunkJob>,
     /// Chaining values: each input's nodes of the current tree level, the
     /// inputs one after another (see `first_cv`).
     cvs: Vec<[u32; 8]>,
@@ -120,6 +123,7 @@ impl ManyHasher {
     pub fn with_max_lanes(max_lanes: usize) -> ManyHasher {
         ManyHasher {
             jobs: Vec::new(),
+            short_jobs: Vec::new(),
             cvs: Vec::new(),
             first_cv: Vec::new(),
             parents: Vec::new(),
@@ -147,6 +151,7 @@ impl ManyHasher {
         out.clear();
         // One job per chunk; each input's chunks get consecutive slots.
         self.jobs.clear();
+        self.short_jobs.clear();
         self.first_cv.clear();
         let mut slots = 0;
         for (i, input) in inputs.iter().enumerate() {
@@ -154,22 +159,30 @@ impl ManyHasher {
             self.first_cv.push((slots, chunks));
             for c in 0..chunks {
                 let offset = c * CHUNK_LEN;
-                self.jobs.push(ChunkJob {
+                let job = ChunkJob {
                     input: i as u32,
                     offset,
                     len: (input.len() - offset.min(input.len())).min(CHUNK_LEN),
                     counter: c as u64,
                     root: chunks == 1,
                     slot: slots + c,
-                });
+                };
+                if job.blocks() == CHUNK_LEN / BLOCK_LEN {
+                    self.jobs.push(job);
+                } else {
+                    self.short_jobs.push(job);
+                }
             }
             slots += chunks;
         }
         // Longest first: the jobs of one compression then have about as
         // many blocks, and few lanes sit idle. Among equals, in input
-        // order: neighbouring lanes read neighbouring memory.
-        self.jobs
+        // order: neighbouring lanes read neighbouring memory. The jobs of
+        // a whole chunk's 16 blocks are already in that order; only the
+        // others (one per input at most) need sorting.
+        self.short_jobs
             .sort_unstable_by_key(|job| (std::cmp::Reverse(job.blocks()), job.slot));
+        self.jobs.append(&mut self.short_jobs);
         self.cvs.clear();
         self.cvs.resize(slots, [0; 8]);
         let mut cvs = [[0u32; 8]; MAX_LANES];

@@ -333,6 +333,8 @@ async fn a_file_changed_after_the_scan_is_refused() {
         ("small-5", 3000),    // grew, in a group
         ("large", 300_000),   // shrank, read in steps
         ("large", 1_000_000), // grew, read in steps
+        ("huge", 2_000_000),  // shrank, read in steps as the cache has them
+        ("huge", 4_000_000),  // grew, read in steps as the cache has them
     ] {
         let tmp = tempfile::tempdir().unwrap();
         let src = tmp.path().join("src");
@@ -341,6 +343,7 @@ async fn a_file_changed_after_the_scan_is_refused() {
             std::fs::write(src.join(format!("small-{i}")), pseudo_random(2000, i)).unwrap();
         }
         std::fs::write(src.join("large"), pseudo_random(900_000, 99)).unwrap();
+        std::fs::write(src.join("huge"), pseudo_random(3_000_000, 98)).unwrap();
         let tree = scan(std::slice::from_ref(&src)).unwrap();
         std::fs::write(src.join(victim), pseudo_random(new_len, 7)).unwrap();
         let store = CaStore::local(tmp.path().join("store")).unwrap();
@@ -357,4 +360,76 @@ async fn a_file_changed_after_the_scan_is_refused() {
             "a directory was stored"
         );
     }
+}
+
+/// A large file partly out of the page cache (some of its pages dropped,
+/// so that some reads find every byte cached and others do not) is stored
+/// as a cached one is: its digest, the chunker's chunks, its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_partly_out_of_the_page_cache_imports_alike() {
+    use std::os::fd::AsRawFd;
+    // Under the build's target directory: a disk filesystem, whose pages
+    // can be dropped (a tmpfs /tmp keeps them).
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = pseudo_random((9 << 20) + 12_345, 31);
+    let path: PathBuf = tmp.path().join("big");
+    std::fs::write(&path, &data).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    file.sync_all().unwrap();
+    const MIB: i64 = 1 << 20;
+    for (from, len) in [(MIB, MIB), (4 * MIB, 3 * MIB)] {
+        // SAFETY: plain integer arguments on an open descriptor.
+        let rc =
+            unsafe { libc::posix_fadvise(file.as_raw_fd(), from, len, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+    }
+    // The drop took: a read that must not wait finds the bytes missing.
+    let mut probe = [0u8; 4096];
+    let iov = libc::iovec {
+        iov_base: probe.as_mut_ptr().cast(),
+        iov_len: probe.len(),
+    };
+    // SAFETY: the iovec covers `probe`, writable for the call.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 5 * MIB, libc::RWF_NOWAIT) };
+    assert_eq!(
+        (n, std::io::Error::last_os_error().raw_os_error()),
+        (-1, Some(libc::EAGAIN)),
+        "the page is still cached"
+    );
+
+    let store = CaStore::local(tmp.path().join("store")).unwrap();
+    let nodes = import_paths(&store, &[path], ImportOptions::default())
+        .await
+        .unwrap();
+    let Node::File { digest, size, .. } = nodes[0] else {
+        panic!("not a file")
+    };
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(digest.as_bytes(), blake3::hash(&data).as_bytes());
+    // The chunks the chunker cuts from the bytes in memory.
+    let map = store.blobs.chunk_map(&digest).await.unwrap().unwrap();
+    let mut start = 0;
+    let expected: Vec<(u32, [u8; 32])> = ChunkerConfig::default()
+        .cut_points(&data)
+        .into_iter()
+        .map(|end| {
+            let chunk = &data[start..end];
+            start = end;
+            (chunk.len() as u32, *blake3::hash(chunk).as_bytes())
+        })
+        .collect();
+    let stored: Vec<(u32, [u8; 32])> = map
+        .chunks()
+        .iter()
+        .map(|c| (c.size, *c.digest.as_bytes()))
+        .collect();
+    assert_eq!(stored, expected);
+    let mut all = Vec::new();
+    BlobReader::open(store.blobs.clone(), digest)
+        .await
+        .unwrap()
+        .read_to_end(&mut all)
+        .await
+        .unwrap();
+    assert!(all == data, "the stored bytes differ");
 }
