@@ -593,7 +593,7 @@ fn open_in_parent(path: &Path) -> std::io::Result<File> {
     // directories joined with names, and this is far cheaper than
     // `Path::parent`, which parses every component.
     let bytes = path.as_os_str().as_bytes();
-    let (parent, name) = match bytes.iter().rposition(|&b| b == b'/') {
+    let (parent, name) = match memchr::memrchr(b'/', bytes) {
         Some(0) => (&b"/"[..], &bytes[1..]),
         Some(at) => (&bytes[..at], &bytes[at + 1..]),
         None => (&b"."[..], bytes),
