@@ -550,7 +550,8 @@ const READ_AHEAD_PIECE: u64 = 1 << 20;
 /// `advised` there: the pages the page cache lacks are read in the
 /// background while the steps before them are cut and hashed, instead of
 /// one missing range at a time as each read reaches it. Pages already
-/// cached cost a walk of the cache; a file partly or wholly evicted (a cold
+/// cached cost a walk of the cache, so it is only asked for near a read
+/// that found pages missing ([`read_cached`]); a file partly or wholly evicted (a cold
 /// cache, or pages reclaimed since the file was last read) no longer stalls
 /// its reader once per missing range. Only a hint: a failure is ignored.
 fn read_ahead(file: &File, advised: &mut u64, target: u64) {
