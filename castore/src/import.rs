@@ -683,13 +683,18 @@ fn ingest_file(
                 read_ahead(&file, &mut advised, target);
             }
         }
-        let new_bytes = if cached == expected_now && cached < want {
-            // The rest of the file, as expected: no read is left to do.
+        let new_bytes = if cached == want || (cached == expected_now && cached < want) {
+            // The step is full (a file that grew fills it too), or holds
+            // the rest of the file as expected: no read is left to do.
             cached
         } else {
             cached
-                + read_step(&mut file, &mut buf[cached..], expected_now - cached)
-                    .map_err(io_err(path))?
+                + read_step(
+                    &mut file,
+                    &mut buf[cached..],
+                    expected_now.saturating_sub(cached),
+                )
+                .map_err(io_err(path))?
         };
         arena.fill(new_bytes);
         total += new_bytes as u64;
