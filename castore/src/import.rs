@@ -478,9 +478,20 @@ const READ_BLOCKS_IN_FLIGHT: usize = 8;
 /// returns fewer bytes than asked only at its end, so that saves the read
 /// that would return 0). The number of bytes read.
 fn read_step(file: &mut File, buf: &mut [u8], expected: usize) -> std::io::Result<usize> {
-    let mut filled = 0;
+    fill_step(buf, 0, expected, |rest| file.read(rest)).map_err(|(e, _)| e)
+}
+
+/// Fills `buf`, of which the first `filled` bytes are read already, with
+/// `read` until the step is complete as [`read_step`] says. The bytes in
+/// `buf`; on an error, with the bytes read before it.
+fn fill_step(
+    buf: &mut [u8],
+    mut filled: usize,
+    expected: usize,
+    mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+) -> Result<usize, (std::io::Error, usize)> {
     while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
+        match read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => {
                 filled += n;
@@ -489,24 +500,21 @@ fn read_step(file: &mut File, buf: &mut [u8], expected: usize) -> std::io::Resul
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err((e, filled)),
         }
     }
     Ok(filled)
 }
 
-/// Reads into `buf` what the page cache already holds of `file` from its
-/// position on, without waiting for the disk (`preadv2` with
-/// `RWF_NOWAIT`), as [`read_step`] would: until `buf` is full, the file
-/// ends, or `expected` bytes have come. Stops at the first byte the cache
-/// lacks; the number of bytes read. Any failure (a kernel or filesystem
-/// without the flag included) reads nothing more: the blocking read that
-/// follows reads the rest, and reports a real error.
-fn read_cached(file: &mut File, buf: &mut [u8], expected: usize) -> usize {
+/// Reads a step into `buf` as [`read_step`] does, but only from what the
+/// page cache already holds of `file`, without waiting for the disk
+/// (`preadv2` with `RWF_NOWAIT`, at the file's position). The bytes read,
+/// and whether the step is complete; if not, the first byte missing is
+/// not cached (or the kernel or filesystem refused the flag), and a
+/// blocking read goes on from there and reports any real error.
+fn read_cached(file: &mut File, buf: &mut [u8], expected: usize) -> (usize, bool) {
     use std::os::fd::AsRawFd;
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
+    let read_now = |rest: &mut [u8]| {
         let iov = libc::iovec {
             iov_base: rest.as_mut_ptr().cast(),
             iov_len: rest.len(),
@@ -515,19 +523,12 @@ fn read_cached(file: &mut File, buf: &mut [u8], expected: usize) -> usize {
         // covers `rest`, which is writable and outlives the call. Offset -1
         // reads at the file's position and moves it, as `read` does.
         let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
-        match n {
-            n if n > 0 => {
-                filled += n as usize;
-                if filled == expected && filled < buf.len() {
-                    break;
-                }
-            }
-            0 => break,
-            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
-            _ => break,
-        }
+        usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+    };
+    match fill_step(buf, 0, expected, read_now) {
+        Ok(filled) => (filled, true),
+        Err((_, filled)) => (filled, false),
     }
-    filled
 }
 
 /// Files at least this large are read ahead of their reads where a read
@@ -551,9 +552,10 @@ const READ_AHEAD_PIECE: u64 = 1 << 20;
 /// background while the steps before them are cut and hashed, instead of
 /// one missing range at a time as each read reaches it. Pages already
 /// cached cost a walk of the cache, so it is only asked for near a read
-/// that found pages missing ([`read_cached`]); a file partly or wholly evicted (a cold
-/// cache, or pages reclaimed since the file was last read) no longer stalls
-/// its reader once per missing range. Only a hint: a failure is ignored.
+/// that found pages missing ([`read_cached`]); a file partly or wholly
+/// evicted (a cold cache, or pages reclaimed since the file was last read)
+/// no longer stalls its reader once per missing range. Only a hint: a
+/// failure is ignored.
 fn read_ahead(file: &File, advised: &mut u64, target: u64) {
     use std::os::fd::AsRawFd;
     while *advised < target {
@@ -670,11 +672,11 @@ fn ingest_file(
         let expected_now = remaining.min(want as u64) as usize;
         arena.reserve(want, &|| sink.flush());
         let buf = &mut arena.spare_mut()[..want];
-        let mut cached = 0;
+        let (mut cached, mut complete) = (0, false);
         if expected_size >= READ_AHEAD_FROM {
-            cached = read_cached(&mut file, buf, expected_now);
+            (cached, complete) = read_cached(&mut file, buf, expected_now);
             let at = total + cached as u64;
-            if cached < expected_now {
+            if !complete {
                 ahead_until = at.saturating_add(COLD_STRETCH);
             }
             if at < ahead_until {
@@ -683,17 +685,11 @@ fn ingest_file(
                 read_ahead(&file, &mut advised, target);
             }
         }
-        let new_bytes = if cached == want || (cached == expected_now && cached < want) {
-            // The step is full (a file that grew fills it too), or holds
-            // the rest of the file as expected: no read is left to do.
+        let new_bytes = if complete {
             cached
         } else {
-            cached
-                + read_step(
-                    &mut file,
-                    &mut buf[cached..],
-                    expected_now.saturating_sub(cached),
-                )
+            fill_step(buf, cached, expected_now, |rest| file.read(rest))
+                .map_err(|(e, _)| e)
                 .map_err(io_err(path))?
         };
         arena.fill(new_bytes);

@@ -148,6 +148,20 @@ proptest! {
     }
 }
 
+/// Imports the file at `path`, which holds `data`: its node's digest and
+/// size, checked to be BLAKE3 of `data` and its length.
+async fn import_file(store: &CaStore, path: PathBuf, data: &[u8]) -> (cairn_castore::Digest, u64) {
+    let nodes = import_paths(store, &[path], ImportOptions::default())
+        .await
+        .unwrap();
+    let Node::File { digest, size, .. } = nodes[0] else {
+        panic!("not a file")
+    };
+    assert_eq!(size, data.len() as u64);
+    assert_eq!(digest.as_bytes(), blake3::hash(data).as_bytes());
+    (digest, size)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_chunk_file_and_streaming_writer_agree() {
     let tmp = tempfile::tempdir().unwrap();
@@ -155,14 +169,7 @@ async fn multi_chunk_file_and_streaming_writer_agree() {
     let path: PathBuf = tmp.path().join("big");
     std::fs::write(&path, &data).unwrap();
     let store = CaStore::local(tmp.path().join("store")).unwrap();
-    let nodes = import_paths(&store, &[path], ImportOptions::default())
-        .await
-        .unwrap();
-    let Node::File { digest, size, .. } = nodes[0] else {
-        panic!("not a file")
-    };
-    assert_eq!(size, data.len() as u64);
-    assert_eq!(digest.as_bytes(), blake3::hash(&data).as_bytes());
+    let (digest, size) = import_file(&store, path, &data).await;
     let map = store.blobs.chunk_map(&digest).await.unwrap().unwrap();
     assert!(map.len() > 10, "{} chunks", map.len());
 
@@ -398,14 +405,7 @@ async fn a_large_file_partly_out_of_the_page_cache_imports_alike() {
     );
 
     let store = CaStore::local(tmp.path().join("store")).unwrap();
-    let nodes = import_paths(&store, &[path], ImportOptions::default())
-        .await
-        .unwrap();
-    let Node::File { digest, size, .. } = nodes[0] else {
-        panic!("not a file")
-    };
-    assert_eq!(size, data.len() as u64);
-    assert_eq!(digest.as_bytes(), blake3::hash(&data).as_bytes());
+    let (digest, _) = import_file(&store, path, &data).await;
     // The chunks the chunker cuts from the bytes in memory.
     let map = store.blobs.chunk_map(&digest).await.unwrap().unwrap();
     let mut start = 0;
