@@ -1010,6 +1010,92 @@ fn first_cause<T>(results: Vec<Result<T, ImportError>>) -> Result<Vec<T>, Import
     }
 }
 
+/// What the directory phase built from the files' digests: every node by
+/// its index in the scan tree, the chunk maps of files of more than one
+/// chunk (by node), and the directories, each after its children.
+struct Built {
+    nodes: Vec<Option<Node>>,
+    maps: Vec<(usize, Digest, ChunkMap)>,
+    dirs: Vec<Directory>,
+}
+
+/// Builds the nodes of `tree` from the files' digests (`ingested`):
+/// symlinks as scanned, directories bottom-up, deepest level first (the
+/// directories of one level in parallel).
+fn build_directories(
+    tree: &ScanTree,
+    ingested: Vec<Vec<IngestedFile>>,
+) -> Result<Built, ImportError> {
+    let started = std::time::Instant::now();
+    let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
+    let mut maps = Vec::new();
+    for (i, (digest, size, map)) in ingested.into_iter().flatten() {
+        let executable = matches!(
+            tree.nodes[i],
+            Scanned::File {
+                executable: true,
+                ..
+            }
+        );
+        nodes[i] = Some(Node::File {
+            digest,
+            size,
+            executable,
+        });
+        if let Some(map) = map {
+            maps.push((i, digest, map));
+        }
+    }
+    for (i, scanned) in tree.nodes.iter().enumerate() {
+        if let Scanned::Symlink(target) = scanned {
+            nodes[i] = Some(Node::Symlink {
+                target: target.clone(),
+            });
+        }
+    }
+    let mut levels: Vec<Vec<usize>> = Vec::new();
+    for (i, scanned) in tree.nodes.iter().enumerate() {
+        if let Scanned::Dir { depth, .. } = scanned {
+            if levels.len() <= *depth {
+                levels.resize(depth + 1, Vec::new());
+            }
+            levels[*depth].push(i);
+        }
+    }
+    let mut dirs = Vec::with_capacity(levels.iter().map(Vec::len).sum());
+    for level in levels.iter().rev() {
+        let built = level
+            .par_iter()
+            .filter_map(|&i| match &tree.nodes[i] {
+                Scanned::Dir { path, children, .. } => Some((i, path, children)),
+                _ => None,
+            })
+            .map(|(i, path, children)| {
+                let entries = children
+                    .iter()
+                    .map(|(name, c)| {
+                        nodes[*c]
+                            .clone()
+                            .map(|node| (name.clone(), node))
+                            .ok_or(ImportError::Cancelled)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let dir = Directory::from_entries(entries).map_err(|e| ImportError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+                Ok((i, dir.node(), dir))
+            })
+            .collect::<Result<Vec<_>, ImportError>>()?;
+        for (i, node, dir) in built {
+            nodes[i] = Some(node);
+            dirs.push(dir);
+        }
+    }
+    tracing::info!(elapsed = ?started.elapsed(), directories = dirs.len(), "import: directories built");
+    Ok(Built { nodes, maps, dirs })
+}
+
 /// Imports `paths` into `store`, returning one root node per path.
 pub async fn import_paths(
     store: &CaStore,
@@ -1099,19 +1185,29 @@ pub async fn import_scanned(
     })
     .await
     .map_err(|_| ImportError::Cancelled)?;
+    // The store tasks still write the last runs. Meanwhile the store may
+    // commit what it has deferred, and the directories are built (they
+    // need only the digests); the store's work is awaited before anything
+    // that names its chunks is put.
+    store.blobs.chunks().puts_paused().await;
     let tasks = std::mem::take(&mut *sink.tasks.lock().unwrap_or_else(|p| p.into_inner()));
-    let mut first_store_error = None;
-    for task in tasks {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                first_store_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_store_error.get_or_insert(BlobError::Io(std::io::Error::other(e)));
+    let stored = tokio::spawn(async move {
+        let mut first_store_error = None;
+        for task in tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_store_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_store_error.get_or_insert(BlobError::Io(std::io::Error::other(e)));
+                }
             }
         }
-    }
+        first_store_error
+    });
+    let built = first_cause(results).and_then(|results| build_directories(&tree, results));
+    let first_store_error = stored.await.map_err(|_| ImportError::Cancelled)?;
     let waited = std::time::Duration::from_nanos(sink.budget.waited_ns.load(Ordering::Relaxed));
     tracing::info!(
         elapsed = ?started.elapsed(),
@@ -1119,26 +1215,7 @@ pub async fn import_scanned(
         readers_waited_for_blocks = ?sink.blocks.waited(),
         "import: blobs stored"
     );
-    // Every node by its index in the tree: files now, directories below.
-    let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
-    let mut maps = Vec::new();
-    for (i, (digest, size, map)) in first_cause(results)?.into_iter().flatten() {
-        let executable = matches!(
-            tree.nodes[i],
-            Scanned::File {
-                executable: true,
-                ..
-            }
-        );
-        nodes[i] = Some(Node::File {
-            digest,
-            size,
-            executable,
-        });
-        if let Some(map) = map {
-            maps.push((i, digest, map));
-        }
-    }
+    let Built { nodes, maps, dirs } = built?;
     if let Some(source) = first_store_error {
         return Err(ImportError::Blob {
             path: PathBuf::from("<store>"),
@@ -1161,64 +1238,11 @@ pub async fn import_scanned(
                 })
         }
     });
-    // The chunk maps go to the store, and the packs are synced, while the
-    // directories are built: the maps need committing only before the
-    // directories that name their blobs, which wait for them below.
-    let maps_stored = tokio::spawn(futures::future::join_all(map_puts));
+    // The packs are synced while the chunk maps and directories are
+    // committed: the maps before the directories that name their blobs.
     let blobs = store.blobs.clone();
     let chunks_synced = tokio::spawn(async move { blobs.chunks().flush().await });
-
-    // Phase 3: directories, deepest level first.
-    for (i, scanned) in tree.nodes.iter().enumerate() {
-        if let Scanned::Symlink(target) = scanned {
-            nodes[i] = Some(Node::Symlink {
-                target: target.clone(),
-            });
-        }
-    }
-    let mut levels: Vec<Vec<usize>> = Vec::new();
-    for (i, scanned) in tree.nodes.iter().enumerate() {
-        if let Scanned::Dir { depth, .. } = scanned {
-            if levels.len() <= *depth {
-                levels.resize(depth + 1, Vec::new());
-            }
-            levels[*depth].push(i);
-        }
-    }
-    // Bottom-up, deepest level first: every child before its parent. The
-    // directories of one level are built in parallel.
-    let mut dirs = Vec::with_capacity(levels.iter().map(Vec::len).sum());
-    for level in levels.iter().rev() {
-        let built = level
-            .par_iter()
-            .filter_map(|&i| match &tree.nodes[i] {
-                Scanned::Dir { path, children, .. } => Some((i, path, children)),
-                _ => None,
-            })
-            .map(|(i, path, children)| {
-                let entries = children
-                    .iter()
-                    .map(|(name, c)| {
-                        nodes[*c]
-                            .clone()
-                            .map(|node| (name.clone(), node))
-                            .ok_or(ImportError::Cancelled)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let dir = Directory::from_entries(entries).map_err(|e| ImportError::Io {
-                    path: path.clone(),
-                    source: std::io::Error::other(e),
-                })?;
-                Ok((i, dir.node(), dir))
-            })
-            .collect::<Result<Vec<_>, ImportError>>()?;
-        for (i, node, dir) in built {
-            nodes[i] = Some(node);
-            dirs.push(dir);
-        }
-    }
-    tracing::info!(elapsed = ?started.elapsed(), directories = dirs.len(), "import: directories built");
-    for r in maps_stored.await.map_err(|_| ImportError::Cancelled)? {
+    for r in futures::future::join_all(map_puts).await {
         r?;
     }
     tracing::info!(elapsed = ?started.elapsed(), "import: chunk maps stored");

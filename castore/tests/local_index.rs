@@ -139,3 +139,29 @@ async fn a_flush_commits_every_chunk_put_before_it() {
     ChunkService::flush(&writer).await.unwrap();
     assert_eq!(found(&reader, &chunks).await, chunks.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_entries_are_committed_at_once_when_puts_pause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = LocalStore::open(tmp.path()).unwrap();
+    let reader = LocalStore::open(tmp.path()).unwrap();
+    let chunks = chunks(40, 13);
+    writer.put_batch(chunks.clone()).await.unwrap();
+    let paused = Instant::now();
+    writer.puts_paused().await;
+    // Left alone, the entries would wait up to a second for more; told
+    // that no more puts come, the writer commits them now.
+    loop {
+        let seen = found(&reader, &chunks).await;
+        if seen == chunks.len() {
+            break;
+        }
+        assert!(
+            paused.elapsed() < Duration::from_millis(800),
+            "only {seen} of {} chunks in the index {:?} after the pause",
+            chunks.len(),
+            paused.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

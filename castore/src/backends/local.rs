@@ -1235,6 +1235,15 @@ impl ChunkService for LocalStore {
         }
     }
 
+    async fn puts_paused(&self) {
+        // A write with somebody waiting makes the committer commit the
+        // deferred chunk entries now; nobody actually waits for it.
+        let (ack, _done) = oneshot::channel();
+        if let Some(committer) = lock(&self.committer).as_ref() {
+            let _ = committer.send((IndexWrite::Barrier, Some(ack)));
+        }
+    }
+
     async fn flush(&self) -> Result<(), ChunkError> {
         self.sync()
             .await

@@ -81,6 +81,11 @@ impl ChunkService for CacheStore<dyn BlobService> {
         self.far.chunks().size(digest).await
     }
 
+    async fn puts_paused(&self) {
+        self.far.chunks().puts_paused().await;
+        self.near.chunks().puts_paused().await;
+    }
+
     async fn flush(&self) -> Result<(), ChunkError> {
         self.far.chunks().flush().await?;
         self.near.chunks().flush().await

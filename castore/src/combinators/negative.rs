@@ -109,6 +109,10 @@ impl ChunkService for NegativeCache<dyn BlobService> {
         self.remember(MissKind::Chunk, key, answer)
     }
 
+    async fn puts_paused(&self) {
+        self.inner.chunks().puts_paused().await;
+    }
+
     async fn flush(&self) -> Result<(), ChunkError> {
         self.inner.chunks().flush().await
     }

@@ -64,6 +64,12 @@ impl ChunkService for PriorityStore<dyn BlobService> {
         first_in_order(self.members.iter(), |m| m.chunks().size(digest)).await
     }
 
+    async fn puts_paused(&self) {
+        for m in &self.members {
+            m.chunks().puts_paused().await;
+        }
+    }
+
     async fn flush(&self) -> Result<(), ChunkError> {
         for m in &self.members {
             m.chunks().flush().await?;

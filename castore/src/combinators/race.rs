@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::future::try_join_all;
+use futures::future::{join_all, try_join_all};
 
 use super::{race_first, union};
 use crate::Digest;
@@ -58,6 +58,10 @@ impl ChunkService for RaceStore<dyn BlobService> {
     #[tracing::instrument(level = "debug", skip_all, fields(store = %self.instance, chunk = %digest))]
     async fn size(&self, digest: &Digest) -> Result<Option<u64>, ChunkError> {
         race_first(self.members.iter().map(|m| m.chunks().size(digest))).await
+    }
+
+    async fn puts_paused(&self) {
+        join_all(self.members.iter().map(|m| m.chunks().puts_paused())).await;
     }
 
     async fn flush(&self) -> Result<(), ChunkError> {

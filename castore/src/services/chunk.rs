@@ -127,6 +127,13 @@ pub trait ChunkService: Send + Sync + 'static {
         let _ = digests;
     }
 
+    /// A hint that no puts follow for a while (an import has handed over
+    /// its last chunks and waits for them to be written): a backend that
+    /// defers index writes may start them now, while the last bytes are
+    /// still on their way to disk, rather than when the next write asks.
+    /// Errors are not reported here; the next write or flush reports them.
+    async fn puts_paused(&self) {}
+
     /// Makes everything written so far durable, and visible to other users
     /// of the same store (a no-op where writes are both when they return).
     async fn flush(&self) -> Result<(), ChunkError> {
