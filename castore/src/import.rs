@@ -1189,6 +1189,7 @@ pub async fn import_scanned(
     // commit what it has deferred, and the directories are built (they
     // need only the digests); the store's work is awaited before anything
     // that names its chunks is put.
+    tracing::info!(elapsed = ?started.elapsed(), "import: files read");
     store.blobs.chunks().puts_paused().await;
     let tasks = std::mem::take(&mut *sink.tasks.lock().unwrap_or_else(|p| p.into_inner()));
     let stored = tokio::spawn(async move {
