@@ -2,9 +2,11 @@
 //!
 //! A put hands its bytes to a gathering batch and waits. One writer thread
 //! per store writes whatever has gathered while its previous write ran, in
-//! one vectored write, then hands the chunks' index entries to the
-//! committer (which commits them before anything handed to it later) and
-//! acknowledges the puts.
+//! one vectored write, and passes the written batch to a completion thread,
+//! which hands the chunks' index entries to the committer (which commits
+//! them before anything handed to it later) and acknowledges the puts. The
+//! writer goes on to the next write meanwhile: waking the puts no longer
+//! leaves the disk idle between writes.
 //! Under load thousands of small writes become a few large ones; a lone put
 //! is written at once.
 //!
@@ -555,49 +557,86 @@ impl Drop for StopGuard<'_> {
 }
 
 /// The writer thread: writes queued (or else gathering) buffers in order,
-/// then passes their entries on to the committer.
+/// and hands each written one to a second thread ([`complete_writes`]),
+/// which passes its entries on to the committer. The disk gets the next
+/// write as soon as the writer has it, not after the puts of the last one
+/// are woken.
 fn run_writer(shared: &Shared, committer: &mpsc::Sender<ToCommit>, cache: &EntryCache) {
     let _stop = StopGuard(shared);
-    loop {
-        let mut batch = {
-            let mut state = lock(&shared.state);
-            loop {
-                if let Some(batch) = state.queue.pop_front() {
-                    break batch;
+    std::thread::scope(|scope| {
+        // Owned by this closure: returning from it drops the sender, and
+        // the completion thread ends once it has handled every batch.
+        let (written_tx, written_rx) = mpsc::channel::<(std::io::Result<()>, Batch)>();
+        let completer = std::thread::Builder::new()
+            .name("cairn-local-done".into())
+            .spawn_scoped(scope, move || {
+                complete_writes(shared, committer, cache, written_rx)
+            });
+        if completer.is_err() {
+            tracing::error!("the pack writer's completion thread did not start");
+            return;
+        }
+        loop {
+            let mut batch = {
+                let mut state = lock(&shared.state);
+                loop {
+                    if let Some(batch) = state.queue.pop_front() {
+                        break batch;
+                    }
+                    if state.gathering.is_some() {
+                        state.cut();
+                        continue;
+                    }
+                    if state.closed {
+                        return;
+                    }
+                    let (woken, timeout) = shared
+                        .wake
+                        .wait_timeout(state, IDLE_TRIM)
+                        .unwrap_or_else(|p| p.into_inner());
+                    state = woken;
+                    if timeout.timed_out() {
+                        state.spare.truncate(IDLE_SPARE_BUFFERS);
+                    }
                 }
-                if state.gathering.is_some() {
-                    state.cut();
-                    continue;
-                }
-                if state.closed {
-                    return;
-                }
-                let (woken, timeout) = shared
-                    .wake
-                    .wait_timeout(state, IDLE_TRIM)
-                    .unwrap_or_else(|p| p.into_inner());
-                state = woken;
-                if timeout.timed_out() {
-                    state.spare.truncate(IDLE_SPARE_BUFFERS);
-                }
+            };
+            let span = tracing::debug_span!(
+                "pack_write",
+                pack = batch.pack.id,
+                start = batch.start,
+                len = batch.len,
+                segments = batch.segments.len()
+            );
+            let pack = batch.pack.clone();
+            let written = span.in_scope(|| pack.write(&mut batch));
+            if let Err((_, batch)) = written_tx.send((written, batch)).map_err(|e| e.0) {
+                // The completion thread is gone (it panicked): the puts
+                // of this batch learn that the writer stopped.
+                fail_batch(shared, batch, "the pack writer has stopped".into());
+                return;
             }
-        };
-        let span = tracing::debug_span!(
-            "pack_write",
-            pack = batch.pack.id,
-            start = batch.start,
-            len = batch.len,
-            segments = batch.segments.len()
-        );
-        let pack = batch.pack.clone();
-        let written = span.in_scope(|| pack.write(&mut batch));
+        }
+        // Leaving the scope joins the completion thread.
+    });
+}
+
+/// The completion thread: for each written batch, in the order written,
+/// gives back its memory and room and hands its entries to the committer
+/// (pinned in the cache first), then lets its puts return.
+fn complete_writes(
+    shared: &Shared,
+    committer: &mpsc::Sender<ToCommit>,
+    cache: &EntryCache,
+    written: mpsc::Receiver<(std::io::Result<()>, Batch)>,
+) {
+    for (result, mut batch) in written {
         // Borrowed memory goes back to its owner (an import's read blocks)
         // as soon as it is on disk.
         batch.segments.clear();
-        // The room goes back as soon as the bytes are on disk.
-        shared.room.add_permits(std::mem::take(&mut batch.reserved));
-        match written {
+        match result {
             Ok(()) => {
+                // The room goes back as soon as the bytes are on disk.
+                shared.room.add_permits(std::mem::take(&mut batch.reserved));
                 // The chunks are stored: their entries are pinned in the
                 // cache (this process finds the chunks from now on) and go
                 // to the committer (which commits them before anything
@@ -612,21 +651,27 @@ fn run_writer(shared: &Shared, committer: &mpsc::Sender<ToCommit>, cache: &Entry
                         .map_err(|_| Failure::Commit("the store's committer has stopped".into()));
                     let _ = ack.send(handed_over);
                 }
+                let mut buf = std::mem::take(&mut batch.buf);
+                buf.clear();
+                let mut state = lock(&shared.state);
+                if state.spare.len() < SPARE_BUFFERS {
+                    state.spare.push(buf);
+                }
             }
             Err(e) => {
                 tracing::error!(pack = batch.pack.id, error = %e, "writing a pack failed");
-                let failure = Failure::PackWrite(batch.pack.id, e.to_string());
-                for (_, ack) in batch.entries.drain(..) {
-                    let _ = ack.send(Err(failure.clone()));
-                }
+                fail_batch(shared, batch, e.to_string());
             }
         }
-        let mut buf = batch.buf;
-        buf.clear();
-        let mut state = lock(&shared.state);
-        if state.spare.len() < SPARE_BUFFERS {
-            state.spare.push(buf);
-        }
+    }
+}
+
+/// Gives back a batch's room and fails its puts with `why`.
+fn fail_batch(shared: &Shared, batch: Batch, why: String) {
+    shared.room.add_permits(batch.reserved);
+    let failure = Failure::PackWrite(batch.pack.id, why);
+    for (_, ack) in batch.entries {
+        let _ = ack.send(Err(failure.clone()));
     }
 }
 
