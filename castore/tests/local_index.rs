@@ -110,20 +110,30 @@ async fn chunk_entries_reach_the_index_without_a_flush() {
     // The writer finds them at once; another process within a few seconds,
     // while the writer stays open and idle.
     assert_eq!(found(&writer, &chunks).await, chunks.len());
-    let deadline = Instant::now() + Duration::from_secs(10);
+    wait_until_found(&reader, &chunks, Instant::now(), Duration::from_secs(10)).await;
+}
+
+/// Waits until `reader` finds every one of `chunks`, failing the test if
+/// that takes `within` from `since`. Each lookup the reader makes goes to
+/// the index: it caches only what it found.
+async fn wait_until_found(
+    reader: &LocalStore,
+    chunks: &[(Digest, Bytes)],
+    since: Instant,
+    within: Duration,
+) {
     loop {
-        // Each lookup the reader makes goes to the index: it caches only
-        // what it found.
-        let seen = found(&reader, &chunks).await;
+        let seen = found(reader, chunks).await;
         if seen == chunks.len() {
-            break;
+            return;
         }
         assert!(
-            Instant::now() < deadline,
-            "only {seen} of {} chunks in the index after 10 s",
-            chunks.len()
+            since.elapsed() < within,
+            "only {seen} of {} chunks in the index {:?} after {within:?}",
+            chunks.len(),
+            since.elapsed()
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -151,17 +161,5 @@ async fn chunk_entries_are_committed_at_once_when_puts_pause() {
     writer.puts_paused().await;
     // Left alone, the entries would wait up to a second for more; told
     // that no more puts come, the writer commits them now.
-    loop {
-        let seen = found(&reader, &chunks).await;
-        if seen == chunks.len() {
-            break;
-        }
-        assert!(
-            paused.elapsed() < Duration::from_millis(800),
-            "only {seen} of {} chunks in the index {:?} after the pause",
-            chunks.len(),
-            paused.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_found(&reader, &chunks, paused, Duration::from_millis(800)).await;
 }

@@ -1,6 +1,8 @@
 //! Import -> export round trips on generated trees, with both backends, and
 //! the streaming blob writer and reader.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -11,6 +13,8 @@ use cairn_castore::import::{ImportOptions, import_paths};
 use cairn_castore::{BlobReader, BlobWriter, CaStore, ChunkerConfig, Node};
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use common::pseudo_random;
 
 #[derive(Debug, Clone)]
 enum Spec {
@@ -44,18 +48,6 @@ fn spec_strategy() -> impl Strategy<Value = Spec> {
     leaf.prop_recursive(3, 24, 6, |inner| {
         proptest::collection::btree_map(name_strategy(), inner, 0..6).prop_map(Spec::Dir)
     })
-}
-
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 fn materialize(spec: &Spec, path: &Path) {
