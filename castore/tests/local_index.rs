@@ -163,3 +163,44 @@ async fn chunk_entries_are_committed_at_once_when_puts_pause() {
     // that no more puts come, the writer commits them now.
     wait_until_found(&reader, &chunks, paused, Duration::from_millis(800)).await;
 }
+
+/// The page size the index file at `dir` was made with.
+fn index_page_size(dir: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
+    conn.pragma_query_value(None, "page_size", |row| row.get(0))
+        .unwrap()
+}
+
+/// A new index has 16 KiB pages; an index made with SQLite's default 4 KiB
+/// pages (an older store) opens as it is, keeps its pages and takes chunks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_indexes_have_16_kib_pages_and_older_ones_still_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let chunks = chunks(50, 9);
+
+    let new = tmp.path().join("new");
+    let store = LocalStore::open(&new).unwrap();
+    store.put_batch(chunks.clone()).await.unwrap();
+    store.sync().await.unwrap();
+    drop(store);
+    assert_eq!(index_page_size(&new), 16 << 10);
+
+    let older = tmp.path().join("older");
+    std::fs::create_dir(&older).unwrap();
+    {
+        let conn = rusqlite::Connection::open(older.join("index.sqlite")).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch("CREATE TABLE placeholder (x INTEGER); DROP TABLE placeholder;")
+            .unwrap();
+    }
+    assert_eq!(index_page_size(&older), 4096);
+    let store = LocalStore::open(&older).unwrap();
+    store.put_batch(chunks.clone()).await.unwrap();
+    store.sync().await.unwrap();
+    assert_eq!(found(&store, &chunks).await, chunks.len());
+    drop(store);
+    assert_eq!(index_page_size(&older), 4096);
+    let reopened = LocalStore::open(&older).unwrap();
+    assert_eq!(found(&reopened, &chunks).await, chunks.len());
+}
