@@ -1205,6 +1205,7 @@ pub async fn import_scanned(
                 }
             }
         }
+        tracing::info!(elapsed = ?started.elapsed(), "import: store tasks done");
         first_store_error
     });
     let built = first_cause(results).and_then(|results| build_directories(&tree, results));
@@ -1259,10 +1260,15 @@ pub async fn import_scanned(
         })?;
     store.directories.flush().await?;
     tracing::info!(elapsed = ?started.elapsed(), "import: synced");
-    tree.roots
+    let roots = tree
+        .roots
         .iter()
         .map(|r| nodes[*r].clone().ok_or(ImportError::Cancelled))
-        .collect()
+        .collect();
+    // Freeing the scan tree, the nodes and the directories (a few
+    // allocations per file) takes milliseconds the caller need not wait.
+    rayon::spawn(move || drop((tree, nodes, dirs, sink)));
+    roots
 }
 
 #[cfg(test)]
