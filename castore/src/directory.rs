@@ -128,27 +128,23 @@ impl Directory {
         Digest::of(&self.encode())
     }
 
-    /// The canonical protobuf encoding.
+    /// The canonical protobuf encoding, written into a buffer of exactly
+    /// its length ([`Directory::encoded_len`]), each entry in place.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * 48);
-        let mut scratch = Vec::with_capacity(64);
+        let mut out = Vec::with_capacity(self.encoded_len());
         for (field, wanted) in [(1u64, 0u8), (2, 1), (3, 2)] {
             for (name, node) in &self.entries {
-                scratch.clear();
-                let kind = match node {
-                    Node::Directory { .. } => 0,
-                    Node::File { .. } => 1,
-                    Node::Symlink { .. } => 2,
-                };
-                if kind != wanted {
+                if node_field_kind(node) != wanted {
                     continue;
                 }
-                put_bytes_field(&mut scratch, 1, name.as_bytes());
+                put_varint(&mut out, field << 3 | u64::from(WIRE_LEN));
+                put_varint(&mut out, entry_body_len(name, node) as u64);
+                put_bytes_field(&mut out, 1, name.as_bytes());
                 match node {
                     Node::Directory { digest, size } => {
-                        put_bytes_field(&mut scratch, 2, digest.as_bytes());
+                        put_bytes_field(&mut out, 2, digest.as_bytes());
                         if *size != 0 {
-                            put_varint_field(&mut scratch, 3, *size);
+                            put_varint_field(&mut out, 3, *size);
                         }
                     }
                     Node::File {
@@ -156,20 +152,28 @@ impl Directory {
                         size,
                         executable,
                     } => {
-                        put_bytes_field(&mut scratch, 2, digest.as_bytes());
+                        put_bytes_field(&mut out, 2, digest.as_bytes());
                         if *size != 0 {
-                            put_varint_field(&mut scratch, 3, *size);
+                            put_varint_field(&mut out, 3, *size);
                         }
                         if *executable {
-                            put_varint_field(&mut scratch, 4, 1);
+                            put_varint_field(&mut out, 4, 1);
                         }
                     }
-                    Node::Symlink { target } => put_bytes_field(&mut scratch, 2, target.as_bytes()),
+                    Node::Symlink { target } => put_bytes_field(&mut out, 2, target.as_bytes()),
                 }
-                put_bytes_field(&mut out, field, &scratch);
             }
         }
+        debug_assert_eq!(out.len(), out.capacity());
         out
+    }
+
+    /// The length of [`Directory::encode`]'s bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|(name, node)| bytes_field_len(entry_body_len(name, node)))
+            .sum()
     }
 
     /// Decodes canonical bytes; anything else is an error.
@@ -273,6 +277,58 @@ fn put_varint(out: &mut Vec<u8>, mut value: u64) {
         value >>= 7;
     }
     out.push(value as u8);
+}
+
+/// Which of a directory's three lists (fields 1, 2 and 3) holds `node`.
+fn node_field_kind(node: &Node) -> u8 {
+    match node {
+        Node::Directory { .. } => 0,
+        Node::File { .. } => 1,
+        Node::Symlink { .. } => 2,
+    }
+}
+
+/// The length of an entry's message (name, then the node's fields).
+fn entry_body_len(name: &Name, node: &Node) -> usize {
+    let name_len = bytes_field_len(name.as_bytes().len());
+    name_len
+        + match node {
+            Node::Directory { size, .. } => {
+                bytes_field_len(32)
+                    + if *size != 0 {
+                        varint_field_len(*size)
+                    } else {
+                        0
+                    }
+            }
+            Node::File {
+                size, executable, ..
+            } => {
+                bytes_field_len(32)
+                    + if *size != 0 {
+                        varint_field_len(*size)
+                    } else {
+                        0
+                    }
+                    + if *executable { varint_field_len(1) } else { 0 }
+            }
+            Node::Symlink { target } => bytes_field_len(target.as_bytes().len()),
+        }
+}
+
+/// Bytes of a varint holding `value`.
+fn varint_len(value: u64) -> usize {
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Bytes of a varint field (fields 1-15 have a one-byte tag).
+fn varint_field_len(value: u64) -> usize {
+    1 + varint_len(value)
+}
+
+/// Bytes of a length-delimited field of `len` bytes (one-byte tag).
+fn bytes_field_len(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
 }
 
 fn put_varint_field(out: &mut Vec<u8>, field: u64, value: u64) {

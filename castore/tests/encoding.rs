@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use cairn_castore::{Digest, Directory, DirectoryError, Name, Node, SymlinkTarget};
+use proptest::strategy::Strategy;
 
 fn name(s: &str) -> Name {
     Name::try_from(s).unwrap()
@@ -213,5 +214,56 @@ fn decoding_garbage_never_panics() {
             })
             .collect();
         let _ = Directory::decode(&bytes);
+    }
+}
+
+/// A node of any kind, with sizes and name and target lengths that span
+/// one- to several-byte varints.
+fn any_node() -> impl proptest::strategy::Strategy<Value = Node> {
+    use proptest::prelude::*;
+    let size = prop_oneof![Just(0u64), 1u64..200, 200u64..100_000, any::<u64>()];
+    prop_oneof![
+        (any::<[u8; 32]>(), size.clone(), any::<bool>()).prop_map(|(d, size, executable)| {
+            Node::File {
+                digest: Digest::from(blake3::Hash::from(d)),
+                size,
+                executable,
+            }
+        }),
+        (any::<[u8; 32]>(), size).prop_map(|(d, size)| Node::Directory {
+            digest: Digest::from(blake3::Hash::from(d)),
+            size,
+        }),
+        proptest::collection::vec(1u8..=255, 1..300).prop_map(|t| Node::Symlink {
+            target: SymlinkTarget::new(Bytes::from(t)).unwrap(),
+        }),
+    ]
+}
+
+proptest::proptest! {
+    /// The encoding is exactly as long as `encoded_len` says, and decodes
+    /// to the same directory.
+    #[test]
+    fn encoded_len_is_the_encoding_length_and_decoding_inverts_it(
+        entries in proptest::collection::btree_map(
+            proptest::collection::vec(
+                proptest::prelude::any::<u8>().prop_filter("no slash or NUL", |b| *b != b'/' && *b != 0),
+                1..200,
+            ).prop_filter("not . or ..", |n| n != b"." && n != b".."),
+            any_node(),
+            0..40,
+        )
+    ) {
+        let entries = entries
+            .into_iter()
+            .map(|(n, node)| (Name::new(Bytes::from(n)).unwrap(), node))
+            .collect();
+        let Ok(dir) = Directory::from_entries(entries) else {
+            // Sizes of child directories that overflow together.
+            return Ok(());
+        };
+        let bytes = dir.encode();
+        proptest::prop_assert_eq!(bytes.len(), dir.encoded_len());
+        proptest::prop_assert_eq!(Directory::decode(&bytes).unwrap(), dir);
     }
 }
