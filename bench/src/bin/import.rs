@@ -18,8 +18,9 @@
 //!
 //! Environment: `CAIRN_BENCH_TREE` keeps the generated tree in that
 //! directory (reused when it exists); `CAIRN_BENCH_DIR` is where the stores
-//! go (default /var/tmp); `CAIRN_BENCH_RUNS` runs per row, best kept
-//! (default 3); `CAIRN_BENCH_ZSTD=0` skips the zstd store;
+//! go (default /var/tmp); `CAIRN_BENCH_RUNS` rounds, each running every
+//! row once so that the rows meet the machine alike as it drifts (default
+//! 3; the table shows each row's best); `CAIRN_BENCH_ZSTD=0` skips the zstd store;
 //! `RUST_LOG=cairn_castore=info` prints when each phase of an in-process
 //! import ends; `CAIRN_BENCH_IN_FLIGHT_MIB` sets the in-process import's
 //! bytes in flight.
@@ -258,7 +259,17 @@ fn write_like_packs(dir: &Path, bytes: u64) -> anyhow::Result<f64> {
     let wall = t.elapsed().as_secs_f64();
     drop(file);
     std::fs::remove_file(&path)?;
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() };
     Ok(wall)
+}
+
+/// Removes a store made by a row, and waits until the filesystem is done
+/// with it, so that the next row does not share the machine with that work.
+fn remove_store(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() };
 }
 
 fn main() -> anyhow::Result<()> {
@@ -304,41 +315,6 @@ fn main() -> anyhow::Result<()> {
         .collect::<Result<_, _>>()?;
     let mib = stats.bytes as f64 / (1 << 20) as f64;
 
-    // Warm the page cache, then time the baseline (best of 3).
-    hash_all(&files);
-    let mut baseline = f64::MAX;
-    let mut baseline_cpu = f64::MAX;
-    for _ in 0..3 {
-        let (t, c) = (Instant::now(), cpu_seconds());
-        let n = hash_all(&files);
-        assert_eq!(n, stats.bytes);
-        baseline = baseline.min(t.elapsed().as_secs_f64());
-        baseline_cpu = baseline_cpu.min(cpu_seconds() - c);
-    }
-
-    // The same with small files hashed together (best of 3).
-    let mut together = f64::MAX;
-    let mut together_cpu = f64::MAX;
-    for _ in 0..3 {
-        let (t, c) = (Instant::now(), cpu_seconds());
-        let n = hash_all_together(&files, &sizes);
-        assert_eq!(n, stats.bytes);
-        together = together.min(t.elapsed().as_secs_f64());
-        together_cpu = together_cpu.min(cpu_seconds() - c);
-    }
-
-    // What any store's import has to do on top of that (best of 3).
-    chunk_and_hash_all(&files, &sizes, ChunkerConfig::default());
-    let mut inherent = f64::MAX;
-    let mut inherent_cpu = f64::MAX;
-    for _ in 0..3 {
-        let (t, c) = (Instant::now(), cpu_seconds());
-        let n = chunk_and_hash_all(&files, &sizes, ChunkerConfig::default());
-        assert_eq!(n, stats.bytes);
-        inherent = inherent.min(t.elapsed().as_secs_f64());
-        inherent_cpu = inherent_cpu.min(cpu_seconds() - c);
-    }
-
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -347,68 +323,86 @@ fn main() -> anyhow::Result<()> {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3)
         .max(1);
-
-    // The disk, and the command a user runs.
-    let mut disk = f64::MAX;
-    for _ in 0..3 {
-        disk = disk.min(write_like_packs(tmp.path(), stats.bytes)?);
-    }
+    let with_zstd = std::env::var_os("CAIRN_BENCH_ZSTD").is_none_or(|v| v != "0");
     let cairn = cairn_binary()?;
-    let mut cli = f64::MAX;
-    let mut cli_cpu = f64::MAX;
-    for run in 0..runs {
-        let store_dir = tmp.path().join(format!("store-cli-{run}"));
-        let (wall, cpu) = import_with_cli(&cairn, &store_dir, &tree)?;
-        cli = cli.min(wall);
-        cli_cpu = cli_cpu.min(cpu);
-        let _ = std::fs::remove_dir_all(&store_dir);
-    }
-    let kinds: &[bool] = if std::env::var_os("CAIRN_BENCH_ZSTD").is_some_and(|v| v == "0") {
-        &[false]
-    } else {
-        &[false, true]
-    };
-    let mut results = Vec::new();
-    for &compress in kinds {
-        let mut best = f64::MAX;
-        let mut best_cpu = f64::MAX;
-        for run in 0..runs {
-            let store_dir = tmp.path().join(format!("store-{compress}-{run}"));
-            let local = std::sync::Arc::new(LocalStore::open_with(
-                &store_dir,
-                LocalStoreOptions { compress },
-            )?);
-            let store = CaStore::new(local.clone(), local, ChunkerConfig::default());
-            let (t, c) = (Instant::now(), cpu_seconds());
-            let mut options = ImportOptions::default();
-            if let Some(mib) = std::env::var("CAIRN_BENCH_IN_FLIGHT_MIB")
-                .ok()
-                .and_then(|m| m.parse::<usize>().ok())
-            {
-                options.max_bytes_in_flight = mib << 20;
-            }
-            rt.block_on(import_paths(&store, std::slice::from_ref(&tree), options))?;
-            best = best.min(t.elapsed().as_secs_f64());
-            best_cpu = best_cpu.min(cpu_seconds() - c);
-            drop(store);
-            let _ = std::fs::remove_dir_all(&store_dir);
+    let in_flight = std::env::var("CAIRN_BENCH_IN_FLIGHT_MIB")
+        .ok()
+        .and_then(|m| m.parse::<usize>().ok());
+    let library_import = |compress: bool, run: usize| -> anyhow::Result<(f64, f64)> {
+        let store_dir = tmp.path().join(format!("store-{compress}-{run}"));
+        let local = std::sync::Arc::new(LocalStore::open_with(
+            &store_dir,
+            LocalStoreOptions { compress },
+        )?);
+        let store = CaStore::new(local.clone(), local, ChunkerConfig::default());
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let mut options = ImportOptions::default();
+        if let Some(mib) = in_flight {
+            options.max_bytes_in_flight = mib << 20;
         }
-        results.push((compress, best, best_cpu));
+        rt.block_on(import_paths(&store, std::slice::from_ref(&tree), options))?;
+        let measured = (t.elapsed().as_secs_f64(), cpu_seconds() - c);
+        drop(store);
+        remove_store(&store_dir);
+        Ok(measured)
+    };
+    let timed = |work: &dyn Fn() -> u64| {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let n = work();
+        assert_eq!(n, stats.bytes);
+        (t.elapsed().as_secs_f64(), cpu_seconds() - c)
+    };
+
+    // Warm the page cache (and the chunker's table), then run the rows in
+    // rounds: each round runs every row once, so that a row and the
+    // baseline meet the machine in the same state, however it drifts
+    // through the run. Per row: each round's (wall, CPU) seconds, or only
+    // wall where the CPU is not this process's or a child's.
+    hash_all(&files);
+    chunk_and_hash_all(&files, &sizes, ChunkerConfig::default());
+    let mut measured: Vec<Vec<(f64, Option<f64>)>> = vec![Vec::new(); 7];
+    for run in 0..runs {
+        let (w, c) = timed(&|| hash_all(&files));
+        measured[0].push((w, Some(c)));
+        let (w, c) = timed(&|| hash_all_together(&files, &sizes));
+        measured[1].push((w, Some(c)));
+        let (w, c) = timed(&|| chunk_and_hash_all(&files, &sizes, ChunkerConfig::default()));
+        measured[2].push((w, Some(c)));
+        measured[3].push((write_like_packs(tmp.path(), stats.bytes)?, None));
+        let store_dir = tmp.path().join(format!("store-cli-{run}"));
+        let (w, c) = import_with_cli(&cairn, &store_dir, &tree)?;
+        remove_store(&store_dir);
+        measured[4].push((w, Some(c)));
+        let (w, c) = library_import(false, run)?;
+        measured[5].push((w, Some(c)));
+        if with_zstd {
+            let (w, c) = library_import(true, run)?;
+            measured[6].push((w, Some(c)));
+        }
     }
+    let best = |row: &[(f64, Option<f64>)]| {
+        let wall = row.iter().map(|m| m.0).fold(f64::MAX, f64::min);
+        let cpu = row.iter().filter_map(|m| m.1).reduce(f64::min);
+        (wall, cpu)
+    };
+    let (baseline, baseline_cpu) = best(&measured[0]);
+    let baseline_cpu = baseline_cpu.unwrap_or(f64::NAN);
+    let (disk, _) = best(&measured[3]);
 
     println!(
         "(ratio = baseline time / time: 1.00 is as fast as reading and hashing alone; \
          disk = disk floor time / time: 1.00 is as fast as the disk takes the bytes)"
     );
     println!(
-        "import benchmark: {} files, {:.0} MiB, {} cores, best of {runs}",
+        "import benchmark: {} files, {:.0} MiB, {} cores, best of {runs} rounds, each running every row once",
         stats.files,
         mib,
         rayon::current_num_threads()
     );
-    let row = |what: String, wall: f64, cpu: Option<f64>| {
+    let row = |what: &str, measured: &[(f64, Option<f64>)]| {
+        let (wall, cpu) = best(measured);
         vec![
-            what,
+            what.to_string(),
             format!("{wall:.2}"),
             format!("{:.0}", stats.bytes as f64 / 1e6 / wall),
             format!("{:.2}", baseline / wall),
@@ -418,47 +412,21 @@ fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|| "-".into()),
         ]
     };
-    let mut rows = vec![
-        row(
-            "read + BLAKE3, all cores (baseline)".into(),
-            baseline,
-            Some(baseline_cpu),
-        ),
-        row(
-            "read + BLAKE3, small files hashed together (ManyHasher)".into(),
-            together,
-            Some(together_cpu),
-        ),
-        row(
-            "read + cut + BLAKE3 of chunks and blobs, nothing stored".into(),
-            inherent,
-            Some(inherent_cpu),
-        ),
-        row(
-            "write as many bytes, O_DIRECT + fdatasync (disk floor)".into(),
-            disk,
-            None,
-        ),
-        row(
-            "cairn import, a new process (default store)".into(),
-            cli,
-            Some(cli_cpu),
-        ),
+    let names = [
+        "read + BLAKE3, all cores (baseline)",
+        "read + BLAKE3, small files hashed together (ManyHasher)",
+        "read + cut + BLAKE3 of chunks and blobs, nothing stored",
+        "write as many bytes, O_DIRECT + fdatasync (disk floor)",
+        "cairn import, a new process (default store)",
+        "library import in this process (raw chunks)",
+        "library import in this process (zstd)",
     ];
-    rows.extend(results.iter().map(|(compress, wall, cpu)| {
-        row(
-            format!(
-                "library import in this process{}",
-                if *compress {
-                    " (zstd)"
-                } else {
-                    " (raw chunks)"
-                }
-            ),
-            *wall,
-            Some(*cpu),
-        )
-    }));
+    let rows: Vec<Vec<String>> = names
+        .iter()
+        .zip(&measured)
+        .filter(|(_, m)| !m.is_empty())
+        .map(|(name, m)| row(name, m))
+        .collect();
     print_table(
         &[
             "what",
