@@ -227,13 +227,14 @@ fn import_with_cli(cairn: &Path, store_dir: &Path, tree: &Path) -> anyhow::Resul
 
 /// Writes `bytes` bytes to a new file in `dir` the way the local store
 /// writes its packs (8 MiB writes with `O_DIRECT` where the filesystem takes
-/// it), then `fdatasync`s it: wall seconds.
+/// it, from memory on huge pages, as the import's read blocks are), then
+/// `fdatasync`s it: wall seconds.
 fn write_like_packs(dir: &Path, bytes: u64) -> anyhow::Result<f64> {
     const WRITE: usize = 8 << 20;
     const ALIGN: usize = 4096;
-    let mut storage = pseudo_random(WRITE + ALIGN, 99);
-    let offset = storage.as_ptr().align_offset(ALIGN);
-    let buf = &mut storage[offset..offset + WRITE];
+    let mut buffer = HugePageBuffer::new(WRITE)?;
+    let buf = buffer.bytes_mut();
+    buf.copy_from_slice(&pseudo_random(WRITE, 99));
     let path = dir.join("disk-floor");
     let _ = std::fs::remove_file(&path);
     let open = |direct: bool| {
@@ -262,6 +263,70 @@ fn write_like_packs(dir: &Path, bytes: u64) -> anyhow::Result<f64> {
     // SAFETY: sync takes no arguments and cannot fail.
     unsafe { libc::sync() };
     Ok(wall)
+}
+
+/// Memory of its own mapping on a 2 MiB boundary, asked to be backed by huge
+/// pages: a direct write from it gives the disk a few large segments, as a
+/// write from the import's read blocks does, rather than one per 4 KiB page.
+struct HugePageBuffer {
+    mapping: *mut libc::c_void,
+    mapped: usize,
+    start: usize,
+    len: usize,
+}
+
+impl HugePageBuffer {
+    const HUGE_PAGE: usize = 2 << 20;
+
+    fn new(len: usize) -> anyhow::Result<HugePageBuffer> {
+        let mapped = len + Self::HUGE_PAGE;
+        // SAFETY: an anonymous private mapping without an address hint,
+        // checked below.
+        let mapping = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        anyhow::ensure!(
+            mapping != libc::MAP_FAILED,
+            "mmap: {}",
+            std::io::Error::last_os_error()
+        );
+        let start = (mapping as usize).next_multiple_of(Self::HUGE_PAGE) - mapping as usize;
+        // SAFETY: start + len lies in the mapping; the advice only asks.
+        unsafe {
+            libc::madvise(
+                mapping.cast::<u8>().add(start).cast(),
+                len,
+                libc::MADV_HUGEPAGE,
+            )
+        };
+        Ok(HugePageBuffer {
+            mapping,
+            mapped,
+            start,
+            len,
+        })
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the range lies in the mapping, which this value owns.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.mapping.cast::<u8>().add(self.start), self.len)
+        }
+    }
+}
+
+impl Drop for HugePageBuffer {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.mapping, self.mapped) };
+    }
 }
 
 /// Removes a store made by a row, and waits until the filesystem is done
