@@ -509,10 +509,11 @@ fn fill_step(
 /// Reads a step into `buf` as [`read_step`] does, but only from what the
 /// page cache already holds of `file`, without waiting for the disk
 /// (`preadv2` with `RWF_NOWAIT`, at the file's position). The bytes read,
-/// and whether the step is complete; if not, the first byte missing is
-/// not cached (or the kernel or filesystem refused the flag), and a
-/// blocking read goes on from there and reports any real error.
-fn read_cached(file: &mut File, buf: &mut [u8], expected: usize) -> (usize, bool) {
+/// and how the step ended: complete, or stopped at the first byte missing
+/// from the cache, or refused (the kernel or filesystem does not take the
+/// flag). Either way a blocking read can go on from there, and reports
+/// any real error.
+fn read_cached(file: &mut File, buf: &mut [u8], expected: usize) -> (usize, CachedRead) {
     use std::os::fd::AsRawFd;
     let read_now = |rest: &mut [u8]| {
         let iov = libc::iovec {
@@ -526,10 +527,28 @@ fn read_cached(file: &mut File, buf: &mut [u8], expected: usize) -> (usize, bool
         usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
     };
     match fill_step(buf, 0, expected, read_now) {
-        Ok(filled) => (filled, true),
-        Err((_, filled)) => (filled, false),
+        Ok(filled) => (filled, CachedRead::Complete),
+        Err((e, filled)) => match e.raw_os_error() {
+            Some(libc::EOPNOTSUPP | libc::EINVAL) => (filled, CachedRead::Refused),
+            _ => (filled, CachedRead::Missing),
+        },
     }
 }
+
+/// How a read of only cached bytes ([`read_cached`]) ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CachedRead {
+    Complete,
+    /// A byte was missing from the page cache.
+    Missing,
+    /// Reads that must not wait are not supported here.
+    Refused,
+}
+
+/// Set once a read that must not wait was refused: the kernel or the
+/// filesystem being imported from does not support them, and small files
+/// are then read with plain reads.
+static NOWAIT_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Files at least this large are read ahead of their reads where a read
 /// finds bytes missing from the page cache.
@@ -674,7 +693,8 @@ fn ingest_file(
         let buf = &mut arena.spare_mut()[..want];
         let (mut cached, mut complete) = (0, false);
         if expected_size >= READ_AHEAD_FROM {
-            (cached, complete) = read_cached(&mut file, buf, expected_now);
+            let (read, ended) = read_cached(&mut file, buf, expected_now);
+            (cached, complete) = (read, ended == CachedRead::Complete);
             let at = total + cached as u64;
             if !complete {
                 ahead_until = at.saturating_add(COLD_STRETCH);
@@ -819,26 +839,57 @@ fn ingest_small_files(
 ) -> Result<(), ImportError> {
     arena.clear_pending();
     let mut read: Vec<ReadSmall> = Vec::with_capacity(group.len());
+    let mut waiting: Vec<WaitingFile> = Vec::new();
     for &node in group {
         let Scanned::File { path, size, .. } = &tree.nodes[node] else {
             return Err(ImportError::Cancelled);
         };
+        let size = *size as usize;
         // The whole file, and one byte more to notice a file that grew.
-        let want = (*size as usize).saturating_add(1);
+        let want = size.saturating_add(1);
         if !read.is_empty() && !arena.has_room(want) {
+            finish_waiting_files(arena, tree, &read, &mut waiting, progress)?;
             hand_on_small_files(sink, arena, &mut read, out)?;
         }
         let mut file = open_in_parent(path).map_err(io_err(path))?;
         arena.reserve(want, &|| sink.flush());
         let offset = arena.pending().len();
-        let got = read_step(&mut file, &mut arena.spare_mut()[..want], *size as usize)
-            .map_err(io_err(path))?;
-        drop(file);
+        let buf = &mut arena.spare_mut()[..want];
+        let waits_before = waiting.len();
+        let got = if NOWAIT_REFUSED.load(Ordering::Relaxed) {
+            read_step(&mut file, buf, size).map_err(io_err(path))?
+        } else {
+            match read_cached(&mut file, buf, size) {
+                (got, CachedRead::Complete) => got,
+                (filled, ended) => {
+                    if ended == CachedRead::Refused {
+                        NOWAIT_REFUSED.store(true, Ordering::Relaxed);
+                    } else {
+                        // The rest of the file is asked for now and read
+                        // after the group's other files: the pages of the
+                        // group's files missing from the cache are read
+                        // from the disk together, not one file after
+                        // another while the reader waits for each.
+                        read_ahead(&file, &mut (filled as u64), size as u64);
+                    }
+                    waiting.push(WaitingFile {
+                        read_at: read.len(),
+                        file,
+                        filled,
+                    });
+                    // Its room, filled in by `finish_waiting_files`.
+                    size
+                }
+            }
+        };
         arena.fill(got);
-        if got as u64 != *size {
+        if got != size {
             return Err(ImportError::Changed { path: path.clone() });
         }
-        if let Some(p) = progress {
+        // A waiting file is counted once it is read.
+        if waiting.len() == waits_before
+            && let Some(p) = progress
+        {
             p(got as u64);
         }
         read.push(ReadSmall {
@@ -847,9 +898,59 @@ fn ingest_small_files(
             len: got,
         });
     }
+    finish_waiting_files(arena, tree, &read, &mut waiting, progress)?;
     hand_on_small_files(sink, arena, &mut read, out)?;
     if sink.failed.load(Ordering::Relaxed) {
         return Err(ImportError::Cancelled);
+    }
+    Ok(())
+}
+
+/// A small file whose bytes were not all in the page cache when its group
+/// was read: open, its room in the arena set aside, read after the rest.
+struct WaitingFile {
+    /// Its place in the group's [`ReadSmall`] list.
+    read_at: usize,
+    file: File,
+    /// Bytes of it read already.
+    filled: usize,
+}
+
+/// Reads the rest of each waiting file into its room, waiting for the disk
+/// now, and checks that each ends where the scan said.
+fn finish_waiting_files(
+    arena: &mut Arena,
+    tree: &ScanTree,
+    read: &[ReadSmall],
+    waiting: &mut Vec<WaitingFile>,
+    progress: &Option<Arc<dyn Fn(u64) + Send + Sync>>,
+) -> Result<(), ImportError> {
+    for WaitingFile {
+        read_at,
+        mut file,
+        filled,
+    } in waiting.drain(..)
+    {
+        let small = &read[read_at];
+        let Scanned::File { path, .. } = &tree.nodes[small.node] else {
+            return Err(ImportError::Cancelled);
+        };
+        let room = arena
+            .pending_mut()
+            .get_mut(small.offset..small.offset + small.len)
+            .ok_or(ImportError::Cancelled)?;
+        let got = fill_step(room, filled, small.len, |rest| file.read(rest))
+            .map_err(|(e, _)| e)
+            .map_err(io_err(path))?;
+        // One byte more than the scan saw would be a file that grew.
+        let mut beyond = [0u8; 1];
+        let more = read_step(&mut file, &mut beyond, 0).map_err(io_err(path))?;
+        if got != small.len || more != 0 {
+            return Err(ImportError::Changed { path: path.clone() });
+        }
+        if let Some(p) = progress {
+            p(got as u64);
+        }
     }
     Ok(())
 }

@@ -399,6 +399,27 @@ impl Arena {
         self.end = (self.end + n).min(len);
     }
 
+    /// The bytes read and not yet handed out, to write into (a reader that
+    /// marked a file's room as read before reading it fills it later).
+    /// Empty until [`Arena::reserve`] has moved the pending bytes past the
+    /// last run handed out.
+    pub(crate) fn pending_mut(&mut self) -> &mut [u8] {
+        match &self.block {
+            Some(block) if self.start >= self.handed_out => {
+                // SAFETY: start..end lies within the block, after everything
+                // handed out, so no slice covers it, and `&mut self` makes
+                // this the only writer.
+                unsafe {
+                    std::slice::from_raw_parts_mut(
+                        block.ptr().add(self.start),
+                        self.end - self.start,
+                    )
+                }
+            }
+            _ => &mut [],
+        }
+    }
+
     /// The bytes read and not yet handed out.
     pub(crate) fn pending(&self) -> &[u8] {
         match &self.block {

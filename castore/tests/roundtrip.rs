@@ -425,3 +425,114 @@ async fn a_large_file_partly_out_of_the_page_cache_imports_alike() {
         .unwrap();
     assert!(all == data, "the stored bytes differ");
 }
+
+/// Drops `path`'s pages from the page cache (the file synced first), and
+/// checks with `mincore`, which starts no read, that none is left.
+fn evict(path: &Path) {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    // SAFETY: plain integer arguments on an open descriptor.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
+    assert_eq!(cached_pages(&file), 0, "{} is still cached", path.display());
+}
+
+/// How many of `file`'s pages the page cache holds.
+fn cached_pages(file: &std::fs::File) -> usize {
+    use std::os::fd::AsRawFd;
+    let len = file.metadata().unwrap().len() as usize;
+    if len == 0 {
+        return 0;
+    }
+    // SAFETY: a shared read-only mapping of the open file, unmapped below;
+    // mapping it reads nothing.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    let mut resident = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: `resident` has a byte per page of the mapping.
+    let rc = unsafe { libc::mincore(map, len, resident.as_mut_ptr()) };
+    assert_eq!(rc, 0);
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(map, len) };
+    resident.iter().filter(|&&r| r & 1 != 0).count()
+}
+
+/// Small files (read in groups) of which some are out of the page cache,
+/// wholly or from some page on, import as cached ones do: the uncached ones
+/// are read after the rest of their group, into their own places.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_out_of_the_page_cache_import_alike() {
+    // Under the build's target directory: a disk filesystem, whose pages
+    // can be dropped (a tmpfs /tmp keeps them).
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let sizes = [0usize, 1, 700, 4096, 4097, 9000, 12_288, 30_000, 65_536];
+    for i in 0..40 {
+        let len = sizes[i % sizes.len()];
+        std::fs::write(src.join(format!("f{i:02}")), pseudo_random(len, i as u64)).unwrap();
+    }
+    for i in (0..40).filter(|i| i % 3 != 1) {
+        let path = src.join(format!("f{i:02}"));
+        if std::fs::metadata(&path).unwrap().len() > 0 {
+            evict(&path);
+        }
+    }
+    // A file whose first page stays cached and whose others do not.
+    let partly = src.join("f07");
+    let data = std::fs::read(&partly).unwrap();
+    assert!(data.len() > 8192);
+    evict(&partly);
+    let mut first = [0u8; 4096];
+    let file = std::fs::File::open(&partly).unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        // No read-ahead past the page read.
+        // SAFETY: plain integer arguments on an open descriptor.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+        assert_eq!(rc, 0);
+    }
+    std::io::Read::read_exact(&mut &file, &mut first).unwrap();
+    assert!(cached_pages(&file) < data.len().div_ceil(4096));
+
+    let store = CaStore::local(tmp.path().join("store")).unwrap();
+    round_trip(&store, &src, &tmp.path().join("out")).await;
+}
+
+/// A small file changed after the scan is refused even when it was out of
+/// the page cache, and read after the rest of its group: grown or shrunk.
+#[tokio::test]
+async fn an_uncached_small_file_changed_after_the_scan_is_refused() {
+    use cairn_castore::import::{ImportError, import_scanned, scan};
+    for new_len in [1000, 3000] {
+        let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let src = tmp.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        for i in 0..10 {
+            std::fs::write(src.join(format!("small-{i}")), pseudo_random(2000, i)).unwrap();
+        }
+        let tree = scan(std::slice::from_ref(&src)).unwrap();
+        let victim = src.join("small-4");
+        std::fs::write(&victim, pseudo_random(new_len, 7)).unwrap();
+        evict(&victim);
+        let store = CaStore::local(tmp.path().join("store")).unwrap();
+        let err = import_scanned(&store, tree, ImportOptions::default())
+            .await
+            .expect_err("a changed file was imported");
+        match &err {
+            ImportError::Changed { path } => assert_eq!(path, &victim),
+            other => panic!("to {new_len} bytes: {other}"),
+        }
+        assert!(store.directories.list().await.unwrap().is_empty());
+    }
+}
