@@ -26,8 +26,8 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use bytes::Bytes;
 use rayon::prelude::*;
@@ -98,7 +98,6 @@ impl Default for ImportOptions {
 enum Scanned {
     Dir {
         path: PathBuf,
-        depth: usize,
         children: Vec<(Name, usize)>,
     },
     File {
@@ -134,7 +133,7 @@ pub fn scan(paths: &[PathBuf]) -> Result<ScanTree, ImportError> {
     };
     for path in paths {
         let meta = std::fs::symlink_metadata(path).map_err(io_err(path))?;
-        let part = scan_one(path.clone(), meta.file_type(), None, 0)?;
+        let part = scan_one(path.clone(), meta.file_type(), None)?;
         tree.total_bytes += part.total_bytes;
         let offset = tree.nodes.len();
         tree.nodes.extend(part.shifted(offset));
@@ -274,7 +273,6 @@ fn scan_one(
     path: PathBuf,
     ft: std::fs::FileType,
     entry: Option<std::fs::DirEntry>,
-    depth: usize,
 ) -> Result<ScanPart, ImportError> {
     let (node, total_bytes) = if ft.is_symlink() {
         let target = std::fs::read_link(&path).map_err(io_err(&path))?;
@@ -313,7 +311,7 @@ fn scan_one(
             .into_par_iter()
             .with_min_len(SCAN_SPLIT_FROM)
             .map(|(name, child, child_type, entry)| {
-                (name, scan_one(child, child_type, Some(entry), depth + 1))
+                (name, scan_one(child, child_type, Some(entry)))
             })
             .unzip();
         let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
@@ -326,11 +324,7 @@ fn scan_one(
             nodes.extend(part.shifted(offset));
             children.push((name, nodes.len() - 1));
         }
-        nodes.push(Scanned::Dir {
-            path,
-            depth,
-            children,
-        });
+        nodes.push(Scanned::Dir { path, children });
         return Ok(ScanPart { nodes, total_bytes });
     } else {
         let kind = if ft.is_socket() {
@@ -1111,26 +1105,85 @@ fn first_cause<T>(results: Vec<Result<T, ImportError>>) -> Result<Vec<T>, Import
     }
 }
 
-/// What the directory phase built from the files' digests: every node by
-/// its index in the scan tree, the chunk maps of files of more than one
-/// chunk (by node), and the directories, each after its children.
+/// What the import built from the files' digests: the roots' nodes, the
+/// chunk maps of files of more than one chunk (by node), and the
+/// directories, each after its subdirectories.
 struct Built {
-    nodes: Vec<Option<Node>>,
+    roots: Vec<Node>,
     maps: Vec<(usize, Digest, ChunkMap)>,
     dirs: Vec<Directory>,
 }
 
-/// Builds the nodes of `tree` from the files' digests (`ingested`):
-/// symlinks as scanned, directories bottom-up, deepest level first (the
-/// directories of one level in parallel).
-fn build_directories(
-    tree: &ScanTree,
-    ingested: Vec<Vec<IngestedFile>>,
-) -> Result<Built, ImportError> {
-    let started = std::time::Instant::now();
-    let mut nodes: Vec<Option<Node>> = vec![None; tree.nodes.len()];
-    let mut maps = Vec::new();
-    for (i, (digest, size, map)) in ingested.into_iter().flatten() {
+/// No parent: the node is a root.
+const NO_PARENT: usize = usize::MAX;
+
+/// The directories of a tree, built while its files are read: a directory
+/// is built (its entries sorted, encoded and hashed) as soon as the last of
+/// its files and subdirectories is done, by the reader that finished that
+/// one, so the end of an import has no tree left to build. Nothing is
+/// stored here: the directories wait for the import to store them.
+struct DirectoryAssembly {
+    /// Each node's directory, or [`NO_PARENT`].
+    parents: Vec<usize>,
+    /// For each directory, its files and subdirectories not done yet.
+    remaining: Vec<AtomicUsize>,
+    /// Each node, once done.
+    nodes: Vec<OnceLock<Node>>,
+    /// The directories built, each after its subdirectories.
+    built: Mutex<Vec<Directory>>,
+    /// Why a directory could not be built, if one could not.
+    failed: Mutex<Option<ImportError>>,
+}
+
+impl DirectoryAssembly {
+    /// The assembly of `tree`, with its symlinks done and the directories
+    /// that wait for no file (empty, or holding only symlinks) built.
+    fn new(tree: &ScanTree) -> DirectoryAssembly {
+        let is_link = |i: usize| matches!(tree.nodes[i], Scanned::Symlink(_));
+        let mut parents = vec![NO_PARENT; tree.nodes.len()];
+        let mut remaining = Vec::with_capacity(tree.nodes.len());
+        for (i, scanned) in tree.nodes.iter().enumerate() {
+            let waits_for = match scanned {
+                Scanned::Dir { children, .. } => {
+                    for (_, child) in children {
+                        parents[*child] = i;
+                    }
+                    children.iter().filter(|(_, c)| !is_link(*c)).count()
+                }
+                _ => 0,
+            };
+            remaining.push(AtomicUsize::new(waits_for));
+        }
+        let nodes: Vec<OnceLock<Node>> = tree
+            .nodes
+            .iter()
+            .map(|scanned| match scanned {
+                Scanned::Symlink(target) => OnceLock::from(Node::Symlink {
+                    target: target.clone(),
+                }),
+                _ => OnceLock::new(),
+            })
+            .collect();
+        let assembly = DirectoryAssembly {
+            parents,
+            remaining,
+            nodes,
+            built: Mutex::new(Vec::new()),
+            failed: Mutex::new(None),
+        };
+        for (i, scanned) in tree.nodes.iter().enumerate() {
+            if let Scanned::Dir { children, .. } = scanned
+                && children.iter().all(|(_, c)| is_link(*c))
+            {
+                assembly.build(tree, i);
+            }
+        }
+        assembly
+    }
+
+    /// Records file `i` as read, with the digest and size it was stored
+    /// with, and builds every directory that completes.
+    fn file_done(&self, tree: &ScanTree, i: usize, digest: Digest, size: u64) {
         let executable = matches!(
             tree.nodes[i],
             Scanned::File {
@@ -1138,63 +1191,88 @@ fn build_directories(
                 ..
             }
         );
-        nodes[i] = Some(Node::File {
+        let _ = self.nodes[i].set(Node::File {
             digest,
             size,
             executable,
         });
-        if let Some(map) = map {
-            maps.push((i, digest, map));
+        if self.last_of_its_directory(i) {
+            self.build(tree, self.parents[i]);
         }
     }
-    for (i, scanned) in tree.nodes.iter().enumerate() {
-        if let Scanned::Symlink(target) = scanned {
-            nodes[i] = Some(Node::Symlink {
-                target: target.clone(),
-            });
-        }
+
+    /// Whether node `i` is the last its directory waited for.
+    fn last_of_its_directory(&self, i: usize) -> bool {
+        let parent = self.parents[i];
+        // Each child's node is set before its count goes, and the count
+        // that reaches zero sees every one of them.
+        parent != NO_PARENT && self.remaining[parent].fetch_sub(1, Ordering::AcqRel) == 1
     }
-    let mut levels: Vec<Vec<usize>> = Vec::new();
-    for (i, scanned) in tree.nodes.iter().enumerate() {
-        if let Scanned::Dir { depth, .. } = scanned {
-            if levels.len() <= *depth {
-                levels.resize(depth + 1, Vec::new());
-            }
-            levels[*depth].push(i);
-        }
-    }
-    let mut dirs = Vec::with_capacity(levels.iter().map(Vec::len).sum());
-    for level in levels.iter().rev() {
-        let built = level
-            .par_iter()
-            .filter_map(|&i| match &tree.nodes[i] {
-                Scanned::Dir { path, children, .. } => Some((i, path, children)),
-                _ => None,
-            })
-            .map(|(i, path, children)| {
-                let entries = children
-                    .iter()
-                    .map(|(name, c)| {
-                        nodes[*c]
-                            .clone()
-                            .map(|node| (name.clone(), node))
-                            .ok_or(ImportError::Cancelled)
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let dir = Directory::from_entries(entries).map_err(|e| ImportError::Io {
+
+    /// Builds directory `i`, whose children are all done, then each
+    /// directory above it that this completes.
+    fn build(&self, tree: &ScanTree, mut i: usize) {
+        loop {
+            let Scanned::Dir { path, children, .. } = &tree.nodes[i] else {
+                return;
+            };
+            let entries: Option<Vec<(Name, Node)>> = children
+                .iter()
+                .map(|(name, c)| {
+                    self.nodes[*c]
+                        .get()
+                        .map(|node| (name.clone(), node.clone()))
+                })
+                .collect();
+            let built = entries.ok_or(ImportError::Cancelled).and_then(|entries| {
+                Directory::from_entries(entries).map_err(|e| ImportError::Io {
                     path: path.clone(),
                     source: std::io::Error::other(e),
-                })?;
-                Ok((i, dir.node(), dir))
-            })
-            .collect::<Result<Vec<_>, ImportError>>()?;
-        for (i, node, dir) in built {
-            nodes[i] = Some(node);
-            dirs.push(dir);
+                })
+            });
+            let dir = match built {
+                Ok(dir) => dir,
+                Err(e) => {
+                    lock(&self.failed).get_or_insert(e);
+                    return;
+                }
+            };
+            let _ = self.nodes[i].set(dir.node());
+            lock(&self.built).push(dir);
+            if !self.last_of_its_directory(i) {
+                return;
+            }
+            i = self.parents[i];
         }
     }
-    tracing::info!(elapsed = ?started.elapsed(), directories = dirs.len(), "import: directories built");
-    Ok(Built { nodes, maps, dirs })
+
+    /// The roots, chunk maps and directories, once every file is done
+    /// (`ingested` are the readers' results).
+    fn finish(
+        &self,
+        tree: &ScanTree,
+        ingested: Vec<Vec<IngestedFile>>,
+    ) -> Result<Built, ImportError> {
+        if let Some(e) = lock(&self.failed).take() {
+            return Err(e);
+        }
+        let maps = ingested
+            .into_iter()
+            .flatten()
+            .filter_map(|(i, (digest, _, map))| map.map(|map| (i, digest, map)))
+            .collect();
+        let roots = tree
+            .roots
+            .iter()
+            .map(|r| self.nodes[*r].get().cloned().ok_or(ImportError::Cancelled))
+            .collect::<Result<_, _>>()?;
+        let dirs = std::mem::take(&mut *lock(&self.built));
+        Ok(Built { roots, maps, dirs })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Imports `paths` into `store`, returning one root node per path.
@@ -1240,7 +1318,9 @@ pub async fn import_scanned(
 
     // Phase 2: blobs.
     let files = spread_large_files(&tree.nodes);
+    let assembly = Arc::new(DirectoryAssembly::new(&tree));
     let (sink2, progress, tree2) = (sink.clone(), options.progress.clone(), tree.clone());
+    let assembly2 = assembly.clone();
     let chunker = store.chunker;
     let results = tokio::task::spawn_blocking(move || {
         let work = group_small_files(&files, &tree2.nodes, chunker);
@@ -1270,6 +1350,10 @@ pub async fn import_scanned(
                     .push(arena);
                 if r.is_err() {
                     sink2.failed.store(true, Ordering::Relaxed);
+                } else {
+                    for (i, (digest, size, _)) in &done {
+                        assembly2.file_done(&tree2, *i, *digest, *size);
+                    }
                 }
                 r.map(|()| done)
             })
@@ -1287,9 +1371,9 @@ pub async fn import_scanned(
     .await
     .map_err(|_| ImportError::Cancelled)?;
     // The store tasks still write the last runs. Meanwhile the store may
-    // commit what it has deferred, and the directories are built (they
-    // need only the digests); the store's work is awaited before anything
-    // that names its chunks is put.
+    // commit what it has deferred (the directories were built as their
+    // files were read); the store's work is awaited before anything that
+    // names its chunks is put.
     tracing::info!(elapsed = ?started.elapsed(), "import: files read");
     store.blobs.chunks().puts_paused().await;
     let tasks = std::mem::take(&mut *sink.tasks.lock().unwrap_or_else(|p| p.into_inner()));
@@ -1309,7 +1393,7 @@ pub async fn import_scanned(
         tracing::info!(elapsed = ?started.elapsed(), "import: store tasks done");
         first_store_error
     });
-    let built = first_cause(results).and_then(|results| build_directories(&tree, results));
+    let built = first_cause(results).and_then(|results| assembly.finish(&tree, results));
     let first_store_error = stored.await.map_err(|_| ImportError::Cancelled)?;
     let waited = std::time::Duration::from_nanos(sink.budget.waited_ns.load(Ordering::Relaxed));
     tracing::info!(
@@ -1318,7 +1402,7 @@ pub async fn import_scanned(
         readers_waited_for_blocks = ?sink.blocks.waited(),
         "import: blobs stored"
     );
-    let Built { nodes, maps, dirs } = built?;
+    let Built { roots, maps, dirs } = built?;
     if let Some(source) = first_store_error {
         return Err(ImportError::Blob {
             path: PathBuf::from("<store>"),
@@ -1361,15 +1445,10 @@ pub async fn import_scanned(
         })?;
     store.directories.flush().await?;
     tracing::info!(elapsed = ?started.elapsed(), "import: synced");
-    let roots = tree
-        .roots
-        .iter()
-        .map(|r| nodes[*r].clone().ok_or(ImportError::Cancelled))
-        .collect();
     // Freeing the scan tree, the nodes and the directories (a few
     // allocations per file) takes milliseconds the caller need not wait.
-    rayon::spawn(move || drop((tree, nodes, dirs, sink)));
-    roots
+    rayon::spawn(move || drop((tree, assembly, dirs, sink)));
+    Ok(roots)
 }
 
 #[cfg(test)]
