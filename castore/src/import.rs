@@ -398,6 +398,10 @@ struct ChunkSink {
     pending: Mutex<PendingPuts>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<Result<(), BlobError>>>>,
     failed: AtomicBool,
+    /// Set once a read that must not wait was refused (the kernel or the
+    /// filesystem imported from does not support them): the import's small
+    /// files are then read with plain reads.
+    nowait_refused: AtomicBool,
 }
 
 /// Runs read but not yet handed to a store task.
@@ -538,11 +542,6 @@ enum CachedRead {
     /// Reads that must not wait are not supported here.
     Refused,
 }
-
-/// Set once a read that must not wait was refused: the kernel or the
-/// filesystem being imported from does not support them, and small files
-/// are then read with plain reads.
-static NOWAIT_REFUSED: AtomicBool = AtomicBool::new(false);
 
 /// Files at least this large are read ahead of their reads where a read
 /// finds bytes missing from the page cache.
@@ -850,14 +849,14 @@ fn ingest_small_files(
         let offset = arena.pending().len();
         let buf = &mut arena.spare_mut()[..want];
         let waits_before = waiting.len();
-        let got = if NOWAIT_REFUSED.load(Ordering::Relaxed) {
+        let got = if sink.nowait_refused.load(Ordering::Relaxed) {
             read_step(&mut file, buf, size).map_err(io_err(path))?
         } else {
             match read_cached(&mut file, buf, size) {
                 (got, CachedRead::Complete) => got,
                 (filled, ended) => {
                     if ended == CachedRead::Refused {
-                        NOWAIT_REFUSED.store(true, Ordering::Relaxed);
+                        sink.nowait_refused.store(true, Ordering::Relaxed);
                     } else {
                         // The rest of the file is asked for now and read
                         // after the group's other files: the pages of the
@@ -1314,6 +1313,7 @@ pub async fn import_scanned(
         pending: Mutex::new(PendingPuts::default()),
         tasks: Mutex::new(Vec::new()),
         failed: AtomicBool::new(false),
+        nowait_refused: AtomicBool::new(false),
     });
 
     // Phase 2: blobs.
