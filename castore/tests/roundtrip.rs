@@ -438,32 +438,24 @@ fn evict(path: &Path) {
     assert_eq!(cached_pages(&file), 0, "{} is still cached", path.display());
 }
 
-/// How many of `file`'s pages the page cache holds.
+/// How many of `file`'s pages the page cache holds, by `mincore` on the
+/// store's own read-only map of a file (mapping it reads nothing).
 fn cached_pages(file: &std::fs::File) -> usize {
-    use std::os::fd::AsRawFd;
-    let len = file.metadata().unwrap().len() as usize;
-    if len == 0 {
+    let Some(map) = cairn_castore::backends::pack_map::PackMap::of(file).unwrap() else {
         return 0;
-    }
-    // SAFETY: a shared read-only mapping of the open file, unmapped below;
-    // mapping it reads nothing.
-    let map = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
+    };
+    let bytes = map.get(0, map.len()).unwrap();
+    let mut resident = vec![0u8; bytes.len().div_ceil(4096)];
+    // SAFETY: `bytes` starts the page-aligned mapping and spans it;
+    // `resident` has a byte per page of it.
+    let rc = unsafe {
+        libc::mincore(
+            bytes.as_ptr() as *mut libc::c_void,
+            bytes.len(),
+            resident.as_mut_ptr(),
         )
     };
-    assert_ne!(map, libc::MAP_FAILED);
-    let mut resident = vec![0u8; len.div_ceil(4096)];
-    // SAFETY: `resident` has a byte per page of the mapping.
-    let rc = unsafe { libc::mincore(map, len, resident.as_mut_ptr()) };
     assert_eq!(rc, 0);
-    // SAFETY: the mapping made above.
-    unsafe { libc::munmap(map, len) };
     resident.iter().filter(|&&r| r & 1 != 0).count()
 }
 
