@@ -17,6 +17,15 @@ fn chunks(count: usize, seed: u64) -> Vec<(Digest, Bytes)> {
     common::pseudo_random_chunks(count, seed, 16 << 10)
 }
 
+/// Two stores on one new directory: the process that writes, and another
+/// that reads the index (the directory lives as long as the first value).
+fn writer_and_reader() -> (tempfile::TempDir, LocalStore, LocalStore) {
+    let tmp = tempfile::tempdir().unwrap();
+    let writer = LocalStore::open(tmp.path()).unwrap();
+    let reader = LocalStore::open(tmp.path()).unwrap();
+    (tmp, writer, reader)
+}
+
 /// How many of `chunks` `store` finds, with their bytes checked.
 async fn found(store: &LocalStore, chunks: &[(Digest, Bytes)]) -> usize {
     let mut found = 0;
@@ -62,9 +71,8 @@ type BlobWithChunks = (Digest, ChunkMap, Vec<(Digest, Bytes)>);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_map_is_never_visible_before_its_chunks() {
-    let tmp = tempfile::tempdir().unwrap();
-    let writer = LocalStore::open(tmp.path()).unwrap();
-    let reader = Arc::new(LocalStore::open(tmp.path()).unwrap());
+    let (_tmp, writer, reader) = writer_and_reader();
+    let reader = Arc::new(reader);
     let blobs: Arc<Vec<BlobWithChunks>> = Arc::new(
         (0..20u64)
             .map(|round| {
@@ -102,9 +110,7 @@ async fn a_chunk_map_is_never_visible_before_its_chunks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunk_entries_reach_the_index_without_a_flush() {
-    let tmp = tempfile::tempdir().unwrap();
-    let writer = LocalStore::open(tmp.path()).unwrap();
-    let reader = LocalStore::open(tmp.path()).unwrap();
+    let (_tmp, writer, reader) = writer_and_reader();
     let chunks = chunks(50, 7);
     writer.put_batch(chunks.clone()).await.unwrap();
     // The writer finds them at once; another process within a few seconds,
@@ -139,9 +145,7 @@ async fn wait_until_found(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flush_commits_every_chunk_put_before_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let writer = LocalStore::open(tmp.path()).unwrap();
-    let reader = LocalStore::open(tmp.path()).unwrap();
+    let (_tmp, writer, reader) = writer_and_reader();
     let chunks = chunks(120, 11);
     for batch in chunks.chunks(30) {
         writer.put_batch(batch.to_vec()).await.unwrap();
@@ -152,9 +156,7 @@ async fn a_flush_commits_every_chunk_put_before_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunk_entries_are_committed_at_once_when_puts_pause() {
-    let tmp = tempfile::tempdir().unwrap();
-    let writer = LocalStore::open(tmp.path()).unwrap();
-    let reader = LocalStore::open(tmp.path()).unwrap();
+    let (_tmp, writer, reader) = writer_and_reader();
     let chunks = chunks(40, 13);
     writer.put_batch(chunks.clone()).await.unwrap();
     let paused = Instant::now();
