@@ -374,20 +374,8 @@ impl Arena {
     /// empty until `reserve` has moved the pending bytes past the last run
     /// handed out.
     pub(crate) fn spare_mut(&mut self) -> &mut [u8] {
-        match &self.block {
-            Some(block) if self.end >= self.handed_out => {
-                // SAFETY: end..len lies within the block, after everything
-                // handed out, so no slice covers it, and `&mut self` makes
-                // this the only writer.
-                unsafe {
-                    std::slice::from_raw_parts_mut(
-                        block.ptr().add(self.end),
-                        block.len() - self.end,
-                    )
-                }
-            }
-            _ => &mut [],
-        }
+        let len = self.block.as_ref().map_or(0, |b| b.len());
+        self.unshared_mut(self.end, len)
     }
 
     /// Marks `n` bytes of the free room as read.
@@ -404,17 +392,19 @@ impl Arena {
     /// Empty until [`Arena::reserve`] has moved the pending bytes past the
     /// last run handed out.
     pub(crate) fn pending_mut(&mut self) -> &mut [u8] {
+        self.unshared_mut(self.start, self.end)
+    }
+
+    /// Bytes `from..to` of the current block to write into, if none of them
+    /// was handed out (`from` is at or after the last run's end); else, or
+    /// without a block, nothing.
+    fn unshared_mut(&mut self, from: usize, to: usize) -> &mut [u8] {
         match &self.block {
-            Some(block) if self.start >= self.handed_out => {
-                // SAFETY: start..end lies within the block, after everything
+            Some(block) if from >= self.handed_out && from <= to && to <= block.len() => {
+                // SAFETY: from..to lies within the block, after everything
                 // handed out, so no slice covers it, and `&mut self` makes
                 // this the only writer.
-                unsafe {
-                    std::slice::from_raw_parts_mut(
-                        block.ptr().add(self.start),
-                        self.end - self.start,
-                    )
-                }
+                unsafe { std::slice::from_raw_parts_mut(block.ptr().add(from), to - from) }
             }
             _ => &mut [],
         }
