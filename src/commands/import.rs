@@ -22,10 +22,20 @@ pub struct ImportArgs {
 
 pub async fn run(location: &StoreLocation, args: ImportArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
+    // The walk needs no store: it runs while the store opens (a new store
+    // creates and syncs its index first). Nothing is written before both
+    // are done. A store that fails to open is reported at once: the walk's
+    // thread is not waited for, and ends with the process.
+    let paths = args.paths.clone();
+    let (scanned, scanning) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("cairn-scan".into())
+        .spawn(move || {
+            let _ = scanned.send(scan(&paths));
+        })?;
     let store = location.open()?;
     tracing::info!(elapsed = ?started.elapsed(), "import: store opened");
-    let paths = args.paths.clone();
-    let tree = tokio::task::spawn_blocking(move || scan(&paths)).await??;
+    let tree = scanning.await??;
     let mut options = ImportOptions::default();
     let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(tree.total_bytes());
