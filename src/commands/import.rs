@@ -28,11 +28,11 @@ pub async fn run(location: &StoreLocation, args: ImportArgs) -> anyhow::Result<E
     // thread is not waited for, and ends with the process.
     let paths = args.paths.clone();
     let (scanned, scanning) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("cairn-scan".into())
-        .spawn(move || {
-            let _ = scanned.send(scan(&paths));
-        })?;
+    // Unnamed: the walk starts the rayon threads that go on to read the
+    // files, and a thread's name passes to the threads it starts.
+    std::thread::Builder::new().spawn(move || {
+        let _ = scanned.send(scan(&paths));
+    })?;
     let store = location.open()?;
     tracing::info!(elapsed = ?started.elapsed(), "import: store opened");
     let tree = scanning.await??;
