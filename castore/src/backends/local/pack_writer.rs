@@ -61,9 +61,16 @@ const MIN_BUFFER: usize = 64 << 10;
 /// Most pieces one `pwritev` takes (Linux's `IOV_MAX`).
 const MAX_IOVECS: usize = 1024;
 /// A gathering buffer is queued for writing once it holds this much.
-const GATHER_LIMIT: usize = 4 << 20;
-/// Bytes gathered or queued for writing at most (see the module comment).
-pub(super) const QUEUE_LIMIT: usize = 16 << 20;
+/// One write at a time goes to the disk, and each costs a fixed latency on
+/// top of its bytes: where the disk is the slower side, larger writes move
+/// more bytes per second. Over 4 sets of 12-24 alternating imports of the
+/// benchmark tree, 8 MiB writes and twice the queue took the median `cairn
+/// import` from 0.511-0.546 s to 0.473-0.512 s (CPU the same), with
+/// readers waiting less for their blocks to come back.
+const GATHER_LIMIT: usize = 8 << 20;
+/// Bytes gathered or queued for writing at most (see the module comment):
+/// a write being gathered while up to three wait or are written.
+pub(super) const QUEUE_LIMIT: usize = 32 << 20;
 /// Written buffers kept for reuse: as many as the queue can hold, so a busy
 /// writer allocates none.
 const SPARE_BUFFERS: usize = QUEUE_LIMIT / GATHER_LIMIT + 1;
