@@ -6,7 +6,7 @@
 //! scripts/test); the mount test also needs root and /dev/fuse.
 
 mod common;
-use common::{can_mount, is_mounted, run_ok};
+use common::{ForegroundMount, can_mount, run_ok};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -258,50 +258,6 @@ fn tampered_nars_and_signatures_are_refused() {
     );
 }
 
-struct Mount {
-    child: Child,
-    mountpoint: PathBuf,
-}
-
-impl Mount {
-    fn start(store: &str, mountpoint: &Path) -> Mount {
-        std::fs::create_dir_all(mountpoint).unwrap();
-        let child = cairn()
-            .arg("--store")
-            .arg(store)
-            .arg("mount")
-            .arg(mountpoint)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while !is_mounted(mountpoint) {
-            assert!(start.elapsed() < Duration::from_secs(30), "no mount");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Mount {
-            child,
-            mountpoint: mountpoint.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        if is_mounted(&self.mountpoint) {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(&self.mountpoint)
-                .status();
-        }
-    }
-}
-
 #[test]
 fn mounted_binary_cache_substitutes_paths_when_looked_up() {
     if !can_mount() {
@@ -310,7 +266,11 @@ fn mounted_binary_cache_substitutes_paths_when_looked_up() {
     let env = Env::new();
     let cache = env.make_cache("cache", "xz");
     let mnt = env.path("mnt");
-    let mount = Mount::start(&env.cache_url(&cache, &env.public_key), &mnt);
+    let mut command = cairn();
+    command
+        .arg("--store")
+        .arg(env.cache_url(&cache, &env.public_key));
+    let mount = ForegroundMount::start(command, &mnt, &[]);
     // Nothing is listed before it is looked up.
     assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0);
     // Concurrent first lookups of one path.
@@ -425,7 +385,9 @@ fn concurrent_first_reads_over_http_download_the_nar_once() {
         1,
     );
     let mnt = env.path("mnt");
-    let mount = Mount::start(&url, &mnt);
+    let mut command = cairn();
+    command.arg("--store").arg(&url);
+    let mount = ForegroundMount::start(command, &mnt, &[]);
     let base = env.paths[0].rsplit('/').next().unwrap().to_string();
     let expected = std::fs::read(env.physical(&env.paths[0]).join("large.bin")).unwrap();
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));

@@ -180,42 +180,6 @@ fn foreground_mount_serves_added_paths_and_stops_on_sigterm() {
     assert!(!copy.exists());
 }
 
-/// A `cairn mount` in the foreground, stopped with SIGTERM when dropped.
-struct ForegroundMount {
-    child: std::process::Child,
-    mountpoint: PathBuf,
-}
-
-impl ForegroundMount {
-    fn start(store: &Path, mountpoint: &Path) -> ForegroundMount {
-        let child = Command::new(bin())
-            .arg("--store-dir")
-            .arg(store)
-            .arg("mount")
-            .arg(mountpoint)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mount = ForegroundMount {
-            child,
-            mountpoint: mountpoint.to_path_buf(),
-        };
-        wait_for(|| is_mounted(mountpoint), "the mount");
-        mount
-    }
-}
-
-impl Drop for ForegroundMount {
-    fn drop(&mut self) {
-        // SAFETY: kill takes a pid and a signal number, nothing borrowed.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-        if is_mounted(&self.mountpoint) {
-            let _ = Command::new("umount").arg(&self.mountpoint).status();
-        }
-    }
-}
-
 /// Whether reads of `file` that must not wait (`RWF_NOWAIT`) are refused.
 fn refuses_nowait_reads(file: &Path) -> bool {
     use std::os::fd::AsRawFd;
@@ -275,7 +239,9 @@ fn importing_from_a_mount_without_nowait_reads_gives_the_originals_digest() {
     common::write_random(&tree.join("chunks"), 700_000, 82);
     std::fs::create_dir(&mountpoint).unwrap();
     let base = add(&store, &tree);
-    let mount = ForegroundMount::start(&store, &mountpoint);
+    let mut cairn = Command::new(bin());
+    cairn.arg("--store-dir").arg(&store);
+    let mount = common::ForegroundMount::start(cairn, &mountpoint, &[]);
     let mounted = mountpoint.join(&base);
     if !refuses_nowait_reads(&mounted.join("share/big.bin")) {
         // Still a valid round trip, but not of the plain-read fallback.

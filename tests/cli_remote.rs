@@ -4,12 +4,12 @@
 //! http.server). Needs root and /dev/fuse for the mounts.
 
 mod common;
-use common::{free_port, is_mounted};
+use common::{ForegroundMount, can_mount, free_port};
 
 use std::io::{Read, Seek, SeekFrom};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,52 +124,10 @@ fn base_name(store_path: &str) -> String {
 }
 
 /// A `cairn mount` in the foreground, unmounted when dropped.
-struct Mount {
-    child: Child,
-    mountpoint: PathBuf,
-}
-
-impl Mount {
-    fn start(store: &str, mountpoint: &Path, extra: &[&str]) -> Mount {
-        assert!(
-            Path::new("/dev/fuse").exists() && unsafe { libc::geteuid() } == 0,
-            "these tests need root and /dev/fuse"
-        );
-        std::fs::create_dir_all(mountpoint).unwrap();
-        let mountpoint_arg = mountpoint.to_str().expect("UTF-8 path");
-        let mut args = vec!["--store", store, "mount", mountpoint_arg];
-        args.extend_from_slice(extra);
-        let child = cairn_command(&args)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting cairn mount");
-        let mount = Mount {
-            child,
-            mountpoint: mountpoint.to_path_buf(),
-        };
-        wait_for(
-            || is_mounted(mountpoint),
-            "the mount",
-            Duration::from_secs(30),
-        );
-        mount
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-        if is_mounted(&self.mountpoint) {
-            let _ = Command::new("umount")
-                .arg("-l")
-                .arg(&self.mountpoint)
-                .status();
-        }
-    }
+/// `cairn --store STORE mount MOUNTPOINT EXTRA...`, stopped when dropped.
+fn mount(store: &str, mountpoint: &Path, extra: &[&str]) -> ForegroundMount {
+    assert!(can_mount(), "these tests need root and /dev/fuse");
+    ForegroundMount::start(cairn_command(&["--store", store]), mountpoint, extra)
 }
 
 #[test]
@@ -222,7 +180,7 @@ options = {{ region = "us-east-1", endpoint = "http://127.0.0.1:{port}", allow_h
 
     let mountpoint = tmp.path().join("mnt");
     {
-        let _mount = Mount::start(config.to_str().unwrap(), &mountpoint, &[]);
+        let _mount = mount(config.to_str().unwrap(), &mountpoint, &[]);
         common::same_tree(&tree, &mountpoint.join(&path));
     }
 
@@ -262,7 +220,7 @@ fn an_s3_outage_gives_eio_within_the_timeout_and_reads_resume_after_it() {
     let cached = format!("{url}&cache=memory%3A%2F%2F");
     let timeout_secs = 5;
     let mountpoint = tmp.path().join("mnt");
-    let _mount = Mount::start(
+    let _mount = mount(
         &cached,
         &mountpoint,
         &["--window", "0", "--timeout", &timeout_secs.to_string()],
@@ -357,7 +315,7 @@ fn the_http_backend_reads_a_store_published_by_a_static_web_server() {
     assert!(stderr.contains("read-only"), "{stderr}");
 
     let mountpoint = tmp.path().join("mnt");
-    let _mount = Mount::start(&http_url, &mountpoint, &["--no-list-root"]);
+    let _mount = mount(&http_url, &mountpoint, &["--no-list-root"]);
     common::same_tree(&tree, &mountpoint.join(&path));
 }
 

@@ -1,8 +1,9 @@
 //! Helpers shared by the end-to-end tests of the `cairn` binary.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Writes `len` pseudo-random (incompressible) bytes from `seed` to `path`.
 #[allow(dead_code)] // not every test binary writes random files
@@ -78,4 +79,53 @@ pub fn is_mounted(mountpoint: &Path) -> bool {
                 .any(|l| l.split_whitespace().nth(1) == canonical.to_str())
         })
         .unwrap_or(false)
+}
+
+/// A `cairn mount` in the foreground, stopped with SIGTERM (and unmounted,
+/// if it is still mounted) when dropped, even by a failed assertion.
+#[allow(dead_code)] // not every test binary mounts
+pub struct ForegroundMount {
+    child: Child,
+    mountpoint: PathBuf,
+}
+
+#[allow(dead_code)] // not every test binary mounts
+impl ForegroundMount {
+    /// Runs `cairn` (the binary, with its store options given) as `mount
+    /// MOUNTPOINT OPTIONS...`, creating the mount point, and waits until it
+    /// is mounted.
+    pub fn start(mut cairn: Command, mountpoint: &Path, options: &[&str]) -> ForegroundMount {
+        std::fs::create_dir_all(mountpoint).unwrap();
+        let child = cairn
+            .arg("mount")
+            .arg(mountpoint)
+            .args(options)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mount = ForegroundMount {
+            child,
+            mountpoint: mountpoint.to_path_buf(),
+        };
+        let start = Instant::now();
+        while !is_mounted(mountpoint) {
+            assert!(start.elapsed() < Duration::from_secs(30), "no mount");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        mount
+    }
+}
+
+impl Drop for ForegroundMount {
+    fn drop(&mut self) {
+        // SAFETY: kill takes a pid and a signal number, nothing borrowed.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+        if is_mounted(&self.mountpoint) {
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(&self.mountpoint)
+                .status();
+        }
+    }
 }
